@@ -1,0 +1,1 @@
+"""One router module per domain, wired once in ``huinong.api.app``."""

@@ -1,0 +1,51 @@
+"""The one source of "now".
+
+Code asks :func:`now` (UTC, timezone-aware) instead of ``datetime.now()`` so that tests and
+batch jobs can move time. :func:`frozen` pins the clock inside a ``with`` block; it is
+process-wide, which is what a test of expiry or of close of business wants.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+DISPLAY_TIMEZONE = ZoneInfo("Asia/Shanghai")
+
+_offset = timedelta(0)
+_pinned: datetime | None = None
+
+
+def now() -> datetime:
+    if _pinned is not None:
+        return _pinned
+    return datetime.now(UTC) + _offset
+
+
+def advance(delta: timedelta) -> None:
+    """Move the clock forward (tests of timeouts)."""
+    global _offset, _pinned
+    if _pinned is not None:
+        _pinned = _pinned + delta
+    else:
+        _offset += delta
+
+
+@contextmanager
+def frozen(at: datetime) -> Iterator[None]:
+    global _pinned
+    if at.tzinfo is None:
+        raise ValueError("the clock takes timezone-aware datetimes only")
+    previous = _pinned
+    _pinned = at.astimezone(UTC)
+    try:
+        yield
+    finally:
+        _pinned = previous
+
+
+def local_date(moment: datetime):
+    """The calendar date in the display timezone (what a teller calls "today")."""
+    return moment.astimezone(DISPLAY_TIMEZONE).date()

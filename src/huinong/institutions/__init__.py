@@ -1,0 +1,1 @@
+"""Institutions (法人机构): the tenants, and each one's office tree."""

@@ -1,0 +1,768 @@
+"""Ledger use cases: the only code that writes the ledger tables.
+
+``create_transfers`` is the heart. For a batch it
+
+1. loads the pending transfers the batch resolves (immutable rows, no lock needed);
+2. locks every account involved in ascending id order — ``SELECT … FOR NO KEY UPDATE`` on
+   PostgreSQL, the database lock taken by ``BEGIN IMMEDIATE`` on SQLite — so concurrent
+   batches queue instead of deadlocking, and no balance update is lost;
+3. takes the timestamp *after* the locks, so transfers on one account are stamped in the
+   order they were applied;
+4. loads the stored transfers whose ids the batch uses (the idempotency check) and the
+   states of the pendings it resolves;
+5. lets :func:`huinong.ledger.engine.process_batch` decide, in memory;
+6. writes set-wise: one multi-row INSERT of the new transfers, one UPDATE of the touched
+   balances (a single ``UPDATE … FROM unnest(…)`` on PostgreSQL), and the pending states.
+
+It runs inside the caller's transaction: a batch is one database transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, bindparam, case, func, insert, or_, select, update
+from sqlalchemy.orm import Session, aliased
+
+from huinong import clock
+from huinong.db import is_postgres
+from huinong.errors import Conflict, InvalidInput, NotFound
+from huinong.ids import luhn_check_digit, uuid7
+from huinong.ledger import engine
+from huinong.ledger.chart import STANDARD_CHART, AccountCode
+from huinong.ledger.models import Account, AccountNumberSequence, PendingTransfer, Transfer
+from huinong.ledger.types import (
+    AccountState,
+    AccountType,
+    CreateTransferResult,
+    PendingState,
+    PendingStatus,
+    TransferFlags,
+    TransferInput,
+    TransferRecord,
+    TransferResult,
+)
+
+MAX_BATCH = 8190
+_CHUNK = 4000
+_RESOLVE = TransferFlags.post_pending | TransferFlags.void_pending
+# Transfer ids of the expiry sweep are derived from the pending id, so a sweep is idempotent.
+EXPIRY_NAMESPACE = uuid.UUID("0192f5a2-7c3e-7000-8000-6875696e6f6e")
+
+_accounts = Account.__table__
+_transfers = Transfer.__table__
+_pendings = PendingTransfer.__table__
+
+
+# --------------------------------------------------------------------------- accounts
+
+
+def create_account(
+    session: Session,
+    *,
+    institution_id: uuid.UUID,
+    ledger: str,
+    type: AccountType,
+    code: int,
+    name: str,
+    owner_id: uuid.UUID | None = None,
+    debits_must_not_exceed_credits: bool = False,
+    credits_must_not_exceed_debits: bool = False,
+    with_account_number: bool = False,
+    account_id: uuid.UUID | None = None,
+) -> Account:
+    """Open an account. A client-supplied ``account_id`` makes the call idempotent: the same
+    id with the same fields returns the stored account; with other fields, 409."""
+    if debits_must_not_exceed_credits and credits_must_not_exceed_debits:
+        raise InvalidInput(
+            "ledger.flags_are_mutually_exclusive",
+            "an account takes at most one of the two limit flags",
+            field="flags",
+        )
+    if code <= 0:
+        raise InvalidInput("ledger.code_must_not_be_zero", "code must be positive", field="code")
+    if account_id is not None:
+        existing = session.get(Account, account_id)
+        if existing is not None:
+            same = (
+                existing.institution_id == institution_id
+                and existing.ledger == ledger
+                and existing.type == type
+                and existing.code == code
+                and existing.owner_id == owner_id
+                and existing.debits_must_not_exceed_credits == debits_must_not_exceed_credits
+                and existing.credits_must_not_exceed_debits == credits_must_not_exceed_debits
+            )
+            if not same:
+                raise Conflict(
+                    "ledger.account_exists_with_different_fields",
+                    "an account with this id exists with other fields",
+                    field="id",
+                )
+            return existing
+    account = Account(
+        id=account_id or uuid7(),
+        institution_id=institution_id,
+        ledger=ledger,
+        type=str(type),
+        code=code,
+        name=name,
+        owner_id=owner_id,
+        account_number=_next_account_number(session, institution_id)
+        if with_account_number
+        else None,
+        debits_must_not_exceed_credits=debits_must_not_exceed_credits,
+        credits_must_not_exceed_debits=credits_must_not_exceed_debits,
+        closed=False,
+        debits_pending=0,
+        debits_posted=0,
+        credits_pending=0,
+        credits_posted=0,
+        created_at=clock.now(),
+    )
+    session.add(account)
+    session.flush()
+    return account
+
+
+def _next_account_number(session: Session, institution_id: uuid.UUID) -> str:
+    """A 16-digit number: a 15-digit serial per institution and a Luhn check digit. The
+    serial row is updated in place, which serialises concurrent openings per institution."""
+    updated = session.execute(
+        update(AccountNumberSequence)
+        .where(AccountNumberSequence.institution_id == institution_id)
+        .values(last_serial=AccountNumberSequence.last_serial + 1)
+        .returning(AccountNumberSequence.last_serial)
+    ).scalar_one_or_none()
+    if updated is None:
+        session.add(AccountNumberSequence(institution_id=institution_id, last_serial=1))
+        session.flush()
+        updated = 1
+    body = f"{updated:015d}"
+    return body + luhn_check_digit(body)
+
+
+def create_chart_of_accounts(
+    session: Session, *, institution_id: uuid.UUID, ledger: str
+) -> list[Account]:
+    return [
+        create_account(
+            session,
+            institution_id=institution_id,
+            ledger=ledger,
+            type=entry.type,
+            code=entry.code,
+            name=entry.name,
+            debits_must_not_exceed_credits=entry.debits_must_not_exceed_credits,
+            credits_must_not_exceed_debits=entry.credits_must_not_exceed_debits,
+        )
+        for entry in STANDARD_CHART
+    ]
+
+
+def system_account(
+    session: Session, *, institution_id: uuid.UUID, code: AccountCode, ledger: str = "CNY"
+) -> Account:
+    account = session.scalar(
+        select(Account)
+        .where(
+            Account.institution_id == institution_id,
+            Account.code == int(code),
+            Account.ledger == ledger,
+            Account.owner_id.is_(None),
+            Account.account_number.is_(None),
+        )
+        .order_by(Account.id)
+        .limit(1)
+    )
+    if account is None:
+        raise NotFound(
+            "ledger.chart_account_missing",
+            f"the institution has no {code.name} account; create its chart of accounts",
+        )
+    return account
+
+
+def get_account(session: Session, *, institution_id: uuid.UUID, account_id: uuid.UUID) -> Account:
+    account = session.get(Account, account_id)
+    if account is None or account.institution_id != institution_id:
+        raise NotFound("ledger.account_not_found", "no such account", field="account_id")
+    return account
+
+
+def get_account_by_number(
+    session: Session, *, institution_id: uuid.UUID, account_number: str
+) -> Account:
+    account = session.scalar(
+        select(Account).where(
+            Account.institution_id == institution_id, Account.account_number == account_number
+        )
+    )
+    if account is None:
+        raise NotFound(
+            "ledger.account_not_found", "no account with this number", field="account_number"
+        )
+    return account
+
+
+def list_accounts(
+    session: Session,
+    *,
+    institution_id: uuid.UUID,
+    after: uuid.UUID | None = None,
+    limit: int = 50,
+    owner_id: uuid.UUID | None = None,
+    code: int | None = None,
+) -> list[Account]:
+    query = select(Account).where(Account.institution_id == institution_id)
+    if after is not None:
+        query = query.where(Account.id > after)
+    if owner_id is not None:
+        query = query.where(Account.owner_id == owner_id)
+    if code is not None:
+        query = query.where(Account.code == code)
+    return list(session.scalars(query.order_by(Account.id).limit(limit)))
+
+
+def close_account(session: Session, *, institution_id: uuid.UUID, account_id: uuid.UUID) -> Account:
+    """Close an account whose balances are all zero. Closing is final; the row stays."""
+    _lock_accounts(session, institution_id, [account_id])
+    account = get_account(session, institution_id=institution_id, account_id=account_id)
+    session.refresh(account)
+    if account.closed:
+        return account
+    if account.debits_pending or account.credits_pending:
+        raise Conflict(
+            "ledger.account_has_pending_transfers",
+            "post or void the account's pending transfers before closing it",
+            field="account_id",
+        )
+    if account.debits_posted != account.credits_posted:
+        raise Conflict(
+            "ledger.account_balance_not_zero",
+            "the balance must be zero: pay it out or transfer it before closing the account",
+            field="account_id",
+        )
+    account.closed = True
+    account.closed_at = clock.now()
+    session.flush()
+    return account
+
+
+# --------------------------------------------------------------------------- transfers
+
+
+def create_transfers(
+    session: Session, *, institution_id: uuid.UUID, batch: Sequence[TransferInput]
+) -> list[TransferResult]:
+    """Apply a batch of transfers with TigerBeetle's semantics; one result per item."""
+    if not batch:
+        return []
+    if len(batch) > MAX_BATCH:
+        raise InvalidInput(
+            "ledger.batch_too_large",
+            f"a batch holds at most {MAX_BATCH} transfers",
+            field="transfers",
+        )
+    resolving = {t.pending_id for t in batch if t.flags & _RESOLVE and t.pending_id is not None}
+    known = _load_transfers(session, institution_id, resolving) if resolving else {}
+    account_ids: set[uuid.UUID] = set()
+    for t in batch:
+        if t.debit_account_id is not None:
+            account_ids.add(t.debit_account_id)
+        if t.credit_account_id is not None:
+            account_ids.add(t.credit_account_id)
+    for record in known.values():
+        account_ids.update((record.debit_account_id, record.credit_account_id))
+    accounts = _lock_accounts(session, institution_id, account_ids)
+    now = clock.now()
+    taken = _load_transfers(session, None, {t.id for t in batch})
+    foreign = {tid for tid, rec in taken.items() if rec.institution_id != institution_id}
+    known.update({tid: rec for tid, rec in taken.items() if tid not in foreign})
+    states = _load_pending_states(session, [p for p in resolving if p in known])
+    outcome = engine.process_batch(
+        institution_id=institution_id,
+        batch=batch,
+        accounts=accounts,
+        known_transfers=known,
+        pending_states=states,
+        now=now,
+        foreign_ids=frozenset(foreign),
+    )
+    _write(
+        session,
+        outcome.created,
+        outcome.new_pendings,
+        outcome.resolved_pendings,
+        [accounts[a] for a in sorted(outcome.touched_accounts)],
+    )
+    return outcome.results
+
+
+def _chunks(values: Sequence[uuid.UUID]) -> Iterable[Sequence[uuid.UUID]]:
+    for start in range(0, len(values), _CHUNK):
+        yield values[start : start + _CHUNK]
+
+
+def _lock_accounts(
+    session: Session, institution_id: uuid.UUID, account_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, AccountState]:
+    c = _accounts.c
+    postgres = is_postgres(session)
+    found: dict[uuid.UUID, AccountState] = {}
+    for chunk in _chunks(sorted(account_ids)):
+        query = (
+            select(
+                c.id,
+                c.ledger,
+                c.debits_must_not_exceed_credits,
+                c.credits_must_not_exceed_debits,
+                c.closed,
+                c.debits_pending,
+                c.debits_posted,
+                c.credits_pending,
+                c.credits_posted,
+            )
+            .where(c.id.in_(chunk), c.institution_id == institution_id)
+            .order_by(c.id)
+        )
+        if postgres:
+            query = query.with_for_update(key_share=True)
+        for row in session.execute(query):
+            found[row[0]] = AccountState(*row)
+    return found
+
+
+_TRANSFER_COLUMNS = (
+    "id",
+    "institution_id",
+    "debit_account_id",
+    "credit_account_id",
+    "amount",
+    "ledger",
+    "code",
+    "flags",
+    "pending_id",
+    "timeout",
+    "reference",
+    "metadata",
+    "timestamp",
+)
+
+
+def _load_transfers(
+    session: Session, institution_id: uuid.UUID | None, ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, TransferRecord]:
+    columns = [_transfers.c[name] for name in _TRANSFER_COLUMNS]
+    found: dict[uuid.UUID, TransferRecord] = {}
+    for chunk in _chunks(sorted(ids)):
+        query = select(*columns).where(_transfers.c.id.in_(chunk))
+        if institution_id is not None:
+            query = query.where(_transfers.c.institution_id == institution_id)
+        for row in session.execute(query):
+            found[row[0]] = TransferRecord(*row)
+    return found
+
+
+def _load_pending_states(
+    session: Session, pending_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, PendingState]:
+    c = _pendings.c
+    found: dict[uuid.UUID, PendingState] = {}
+    for chunk in _chunks(sorted(pending_ids)):
+        rows = session.execute(
+            select(c.pending_id, c.status, c.expires_at, c.resolved_by, c.resolved_at).where(
+                c.pending_id.in_(chunk)
+            )
+        )
+        for pid, status, expires_at, resolved_by, resolved_at in rows:
+            found[pid] = PendingState(
+                pid, PendingStatus(status), expires_at, resolved_by, resolved_at
+            )
+    return found
+
+
+def _write(
+    session: Session,
+    created: list[TransferRecord],
+    new_pendings: list[PendingState],
+    resolved: list[PendingState],
+    touched: list[AccountState],
+) -> None:
+    if created:
+        if is_postgres(session):
+            _insert_transfers_postgres(session, created)
+        else:
+            session.execute(
+                insert(_transfers),
+                [{name: getattr(r, name) for name in _TRANSFER_COLUMNS} for r in created],
+            )
+    if new_pendings:
+        institution_of = {r.id: r.institution_id for r in created}
+        session.execute(
+            insert(_pendings),
+            [
+                {
+                    "pending_id": s.pending_id,
+                    "institution_id": institution_of[s.pending_id],
+                    "status": str(s.status),
+                    "expires_at": s.expires_at,
+                    "resolved_by": s.resolved_by,
+                    "resolved_at": s.resolved_at,
+                }
+                for s in new_pendings
+            ],
+        )
+    if resolved:
+        c = _pendings.c
+        session.execute(
+            update(_pendings)
+            .where(c.pending_id == bindparam("b_pending_id"))
+            .values(
+                status=bindparam("b_status"),
+                resolved_by=bindparam("b_resolved_by"),
+                resolved_at=bindparam("b_resolved_at"),
+            ),
+            [
+                {
+                    "b_pending_id": s.pending_id,
+                    "b_status": str(s.status),
+                    "b_resolved_by": s.resolved_by,
+                    "b_resolved_at": s.resolved_at,
+                }
+                for s in resolved
+            ],
+        )
+    if touched:
+        if is_postgres(session):
+            _update_balances_postgres(session, touched)
+        else:
+            c = _accounts.c
+            session.execute(
+                update(_accounts)
+                .where(c.id == bindparam("b_id"))
+                .values(
+                    debits_pending=bindparam("b_dp"),
+                    debits_posted=bindparam("b_dpo"),
+                    credits_pending=bindparam("b_cp"),
+                    credits_posted=bindparam("b_cpo"),
+                ),
+                [
+                    {
+                        "b_id": a.id,
+                        "b_dp": a.debits_pending,
+                        "b_dpo": a.debits_posted,
+                        "b_cp": a.credits_pending,
+                        "b_cpo": a.credits_posted,
+                    }
+                    for a in touched
+                ],
+            )
+    if session.identity_map:
+        # Core statements bypass the ORM: make loaded objects re-read what was written.
+        session.expire_all()
+
+
+_PG_INSERT_TRANSFERS = """
+INSERT INTO ledger_transfers (id, institution_id, debit_account_id, credit_account_id, amount,
+    ledger, code, flags, pending_id, timeout, reference, metadata, timestamp)
+SELECT * FROM unnest(%(id)s::uuid[], %(institution_id)s::uuid[], %(debit)s::uuid[],
+    %(credit)s::uuid[], %(amount)s::bigint[], %(ledger)s::varchar[], %(code)s::int[],
+    %(flags)s::int[], %(pending_id)s::uuid[], %(timeout)s::int[], %(reference)s::varchar[],
+    %(metadata)s::json[], %(timestamp)s::timestamptz[])
+"""
+
+_PG_UPDATE_BALANCES = """
+UPDATE ledger_accounts AS a
+SET debits_pending = v.dp, debits_posted = v.dpo, credits_pending = v.cp, credits_posted = v.cpo
+FROM unnest(%(id)s::uuid[], %(dp)s::bigint[], %(dpo)s::bigint[], %(cp)s::bigint[],
+    %(cpo)s::bigint[]) AS v(id, dp, dpo, cp, cpo)
+WHERE a.id = v.id
+"""
+
+
+def _insert_transfers_postgres(session: Session, created: list[TransferRecord]) -> None:
+    session.connection().exec_driver_sql(
+        _PG_INSERT_TRANSFERS,
+        {
+            "id": [r.id for r in created],
+            "institution_id": [r.institution_id for r in created],
+            "debit": [r.debit_account_id for r in created],
+            "credit": [r.credit_account_id for r in created],
+            "amount": [r.amount for r in created],
+            "ledger": [r.ledger for r in created],
+            "code": [r.code for r in created],
+            "flags": [r.flags for r in created],
+            "pending_id": [r.pending_id for r in created],
+            "timeout": [r.timeout for r in created],
+            "reference": [r.reference for r in created],
+            "metadata": [
+                None if r.metadata is None else json.dumps(r.metadata, ensure_ascii=False)
+                for r in created
+            ],
+            "timestamp": [r.timestamp for r in created],
+        },
+    )
+
+
+def _update_balances_postgres(session: Session, touched: list[AccountState]) -> None:
+    session.connection().exec_driver_sql(
+        _PG_UPDATE_BALANCES,
+        {
+            "id": [a.id for a in touched],
+            "dp": [a.debits_pending for a in touched],
+            "dpo": [a.debits_posted for a in touched],
+            "cp": [a.credits_pending for a in touched],
+            "cpo": [a.credits_posted for a in touched],
+        },
+    )
+
+
+def get_transfer(
+    session: Session, *, institution_id: uuid.UUID, transfer_id: uuid.UUID
+) -> Transfer:
+    transfer = session.get(Transfer, transfer_id)
+    if transfer is None or transfer.institution_id != institution_id:
+        raise NotFound("ledger.transfer_not_found", "no such transfer", field="transfer_id")
+    return transfer
+
+
+def list_transfers(
+    session: Session,
+    *,
+    institution_id: uuid.UUID,
+    after: tuple[datetime, uuid.UUID] | None = None,
+    limit: int = 50,
+    reference: str | None = None,
+) -> list[Transfer]:
+    query = select(Transfer).where(Transfer.institution_id == institution_id)
+    if reference is not None:
+        query = query.where(Transfer.reference == reference)
+    if after is not None:
+        stamp, last_id = after
+        query = query.where(
+            or_(Transfer.timestamp > stamp, (Transfer.timestamp == stamp) & (Transfer.id > last_id))
+        )
+    return list(session.scalars(query.order_by(Transfer.timestamp, Transfer.id).limit(limit)))
+
+
+# --------------------------------------------------------------------------- expiry
+
+
+def sweep_expired_pending(session: Session, *, limit: int = 1000) -> int:
+    """Void pending transfers whose timeout has passed, across institutions. Returns how
+    many were voided. Each void is a transfer whose id derives from the pending id."""
+    now = clock.now()
+    c = _pendings.c
+    rows = session.execute(
+        select(c.pending_id, c.institution_id)
+        .where(c.status == PendingStatus.pending.value, c.expires_at <= now)
+        .order_by(c.expires_at)
+        .limit(limit)
+    ).all()
+    by_institution: dict[uuid.UUID, list[uuid.UUID]] = {}
+    for pending_id, institution_id in rows:
+        by_institution.setdefault(institution_id, []).append(pending_id)
+    voided = 0
+    for institution_id, pending_ids in by_institution.items():
+        batch = [
+            TransferInput(
+                id=uuid.uuid5(EXPIRY_NAMESPACE, str(pid)),
+                pending_id=pid,
+                flags=TransferFlags.void_pending,
+                reference="expired",
+                expiry=True,
+            )
+            for pid in pending_ids
+        ]
+        results = create_transfers(session, institution_id=institution_id, batch=batch)
+        voided += sum(1 for r in results if r.result is CreateTransferResult.ok)
+    return voided
+
+
+# --------------------------------------------------------------------------- balances
+
+
+@dataclass(frozen=True)
+class Balance:
+    """Balances of one account. ``balance`` and ``available`` are signed by the account's
+    normal side: credits minus debits for liabilities, equity and income; the reverse for
+    assets and expenses. ``available`` also deducts what pending transfers hold."""
+
+    account_id: uuid.UUID
+    ledger: str
+    debits_pending: int
+    debits_posted: int
+    credits_pending: int
+    credits_posted: int
+    balance: int
+    available: int
+    as_of: datetime
+
+
+def _balance(
+    account_id: uuid.UUID,
+    ledger: str,
+    account_type: str,
+    dp: int,
+    dpo: int,
+    cp: int,
+    cpo: int,
+    as_of: datetime,
+) -> Balance:
+    if AccountType(account_type).debit_normal:
+        posted = dpo - cpo
+        available = posted - cp
+    else:
+        posted = cpo - dpo
+        available = posted - dp
+    return Balance(account_id, ledger, dp, dpo, cp, cpo, posted, available, as_of)
+
+
+def balance(
+    session: Session,
+    *,
+    institution_id: uuid.UUID,
+    account_id: uuid.UUID,
+    as_of: datetime | None = None,
+) -> Balance:
+    """Current balances, or, with ``as_of``, the balances the account had at that moment
+    (summed from its transfers, pending ones included until they were resolved)."""
+    account = get_account(session, institution_id=institution_id, account_id=account_id)
+    if as_of is None:
+        return _balance(
+            account.id,
+            account.ledger,
+            account.type,
+            account.debits_pending,
+            account.debits_posted,
+            account.credits_pending,
+            account.credits_posted,
+            clock.now(),
+        )
+    sums = transfer_sums(session, account_ids=[account.id], until=as_of).get(account.id)
+    dp, dpo, cp, cpo = sums if sums else (0, 0, 0, 0)
+    return _balance(account.id, account.ledger, account.type, dp, dpo, cp, cpo, as_of)
+
+
+def transfer_sums(
+    session: Session,
+    *,
+    account_ids: Sequence[uuid.UUID] | None = None,
+    until: datetime | None = None,
+) -> dict[uuid.UUID, tuple[int, int, int, int]]:
+    """(debits_pending, debits_posted, credits_pending, credits_posted) per account, summed
+    from transfers (up to and including ``until``). A pending adds to the pending sums until
+    a post or void at or before ``until`` releases it; a post adds to the posted sums."""
+    t = aliased(Transfer)
+    p = aliased(Transfer)
+    pending_flag = t.flags.op("&")(int(TransferFlags.pending)) != 0
+    resolve_flag = t.flags.op("&")(int(_RESOLVE)) != 0
+    post_flag = t.flags.op("&")(int(TransferFlags.post_pending)) != 0
+    pending_delta = case((pending_flag, t.amount), (resolve_flag, -p.amount), else_=0)
+    posted_delta = case((pending_flag, 0), (resolve_flag & ~post_flag, 0), else_=t.amount)
+    result: dict[uuid.UUID, list[int]] = {}
+    for side, column in (("debit", t.debit_account_id), ("credit", t.credit_account_id)):
+        query = (
+            select(column, func.sum(pending_delta), func.sum(posted_delta))
+            .select_from(t)
+            .outerjoin(p, t.pending_id == p.id)
+            .group_by(column)
+        )
+        if account_ids is not None:
+            query = query.where(column.in_(list(account_ids)))
+        if until is not None:
+            query = query.where(t.timestamp <= until)
+        offset = 0 if side == "debit" else 2
+        for account_id, pending_sum, posted_sum in session.execute(query):
+            sums = result.setdefault(account_id, [0, 0, 0, 0])
+            sums[offset] = int(pending_sum or 0)
+            sums[offset + 1] = int(posted_sum or 0)
+    return {k: (v[0], v[1], v[2], v[3]) for k, v in result.items()}
+
+
+# --------------------------------------------------------------------------- statements
+
+
+@dataclass(frozen=True)
+class StatementLine:
+    transfer: Transfer
+    side: str  # "debit" or "credit": how the transfer touches this account
+    posted_change: int  # signed by the account's normal side: + grows the balance
+    pending_change: int  # the same sign convention, for what pending transfers hold
+    balance_after: int  # posted balance after this line
+
+
+def _posted_change(t: Transfer, account_id: uuid.UUID, debit_normal: bool) -> int:
+    if t.flags & TransferFlags.pending or t.flags & TransferFlags.void_pending:
+        return 0
+    is_debit = t.debit_account_id == account_id
+    return t.amount if is_debit == debit_normal else -t.amount
+
+
+def statement(
+    session: Session,
+    *,
+    institution_id: uuid.UUID,
+    account_id: uuid.UUID,
+    after: tuple[datetime, uuid.UUID] | None = None,
+    limit: int = 50,
+) -> list[StatementLine]:
+    """Transfers of one account in the order they were applied, with the running posted
+    balance. ``after`` is the (timestamp, id) of the last line of the previous page."""
+    account = get_account(session, institution_id=institution_id, account_id=account_id)
+    debit_normal = AccountType(account.type).debit_normal
+    touches = or_(Transfer.debit_account_id == account.id, Transfer.credit_account_id == account.id)
+    query = select(Transfer).where(touches)
+    opening = 0
+    if after is not None:
+        stamp, last_id = after
+        later = or_(
+            Transfer.timestamp > stamp, and_(Transfer.timestamp == stamp, Transfer.id > last_id)
+        )
+        query = query.where(later)
+        signed = case(
+            (
+                Transfer.flags.op("&")(int(TransferFlags.pending | TransferFlags.void_pending))
+                != 0,
+                0,
+            ),
+            ((Transfer.debit_account_id == account.id) == debit_normal, Transfer.amount),
+            else_=-Transfer.amount,
+        )
+        opening = int(
+            session.scalar(select(func.coalesce(func.sum(signed), 0)).where(touches, ~later)) or 0
+        )
+    transfers = list(session.scalars(query.order_by(Transfer.timestamp, Transfer.id).limit(limit)))
+    pending_amounts = _pending_amounts(session, [t.pending_id for t in transfers])
+    lines: list[StatementLine] = []
+    running = opening
+    for t in transfers:
+        is_debit = t.debit_account_id == account.id
+        sign = 1 if is_debit == debit_normal else -1
+        change = _posted_change(t, account.id, debit_normal)
+        running += change
+        if t.flags & TransferFlags.pending:
+            pending_change = sign * t.amount
+        elif t.pending_id is not None:
+            pending_change = -sign * pending_amounts.get(t.pending_id, 0)
+        else:
+            pending_change = 0
+        lines.append(
+            StatementLine(t, "debit" if is_debit else "credit", change, pending_change, running)
+        )
+    return lines
+
+
+def _pending_amounts(
+    session: Session, pending_ids: Sequence[uuid.UUID | None]
+) -> dict[uuid.UUID, int]:
+    wanted = [p for p in pending_ids if p is not None]
+    if not wanted:
+        return {}
+    rows = session.execute(select(Transfer.id, Transfer.amount).where(Transfer.id.in_(wanted)))
+    return {tid: amount for tid, amount in rows}

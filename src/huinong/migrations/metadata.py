@@ -1,0 +1,12 @@
+"""Every table of every domain, gathered on one ``MetaData`` for Alembic and for tests."""
+
+from __future__ import annotations
+
+from huinong import idempotency as _idempotency  # noqa: F401
+from huinong.db import Base
+from huinong.institutions import models as _institutions  # noqa: F401
+from huinong.ledger import models as _ledger  # noqa: F401
+from huinong.parties import models as _parties  # noqa: F401
+from huinong.payments import models as _payments  # noqa: F401
+
+metadata = Base.metadata

@@ -1,0 +1,2 @@
+"""Parties: customers (individuals, households, merchants, enterprises, governments,
+collectives). The customers issue adds households, archives, geography and grids."""

@@ -1,0 +1,123 @@
+"""Fixtures shared by every database test: both backends, migrated once per session.
+
+Database tests take the ``factory`` fixture (or ``client``), which is parametrised over
+SQLite and PostgreSQL. PostgreSQL runs when ``HUINONG_TEST_POSTGRES_URL`` is set; without it
+those tests are skipped with the reason printed, and ``HUINONG_REQUIRE_POSTGRES=1`` (CI) turns
+the skip into a failure. Tests isolate themselves by creating their own institution (tenancy
+is the isolation), so nothing is truncated between tests, and at the end of the session
+``ledger verify`` must be clean on every backend that ran.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from huinong.db import make_engine, make_session_factory, transaction
+from huinong.institutions import service as institutions
+from huinong.institutions.models import Institution
+from huinong.ledger import service as ledger
+from huinong.ledger.verify import verify
+from huinong.migrations import upgrade
+
+POSTGRES_URL = os.environ.get("HUINONG_TEST_POSTGRES_URL")
+REQUIRE_POSTGRES = os.environ.get("HUINONG_REQUIRE_POSTGRES") == "1"
+
+_engines: dict[str, Engine] = {}
+_codes = itertools.count(1)
+
+
+def _make(backend: str, tmp_root: Path) -> Engine:
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_root / 'huinong-test.db'}"
+    else:
+        if not POSTGRES_URL:
+            message = "PostgreSQL tests need HUINONG_TEST_POSTGRES_URL"
+            if REQUIRE_POSTGRES:
+                pytest.fail(message + " (HUINONG_REQUIRE_POSTGRES=1)")
+            pytest.skip(message)
+        url = POSTGRES_URL
+        reset = make_engine(url)
+        with reset.begin() as connection:
+            connection.execute(text("DROP SCHEMA public CASCADE"))
+            connection.execute(text("CREATE SCHEMA public"))
+        reset.dispose()
+    upgrade(url)
+    return make_engine(url)
+
+
+@pytest.fixture(scope="session")
+def _tmp_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("db")
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest, _tmp_root: Path) -> str:
+    name: str = request.param
+    if name not in _engines:
+        _engines[name] = _make(name, _tmp_root)
+    return name
+
+
+@pytest.fixture(scope="session")
+def engine(backend: str) -> Engine:
+    return _engines[backend]
+
+
+@pytest.fixture(scope="session")
+def database_url(engine: Engine) -> str:
+    return engine.url.render_as_string(hide_password=False)
+
+
+@pytest.fixture
+def factory(engine: Engine) -> sessionmaker[Session]:
+    return make_session_factory(engine)
+
+
+def new_institution(factory: sessionmaker[Session], prefix: str = "T") -> Institution:
+    """A fresh institution with its chart of accounts: the unit of isolation between tests."""
+    code = f"{prefix}{next(_codes):04d}{uuid.uuid4().hex[:6].upper()}"
+    with transaction(factory) as session:
+        institution = institutions.create_institution(session, code=code, name=f"测试银行 {code}")
+        ledger.create_chart_of_accounts(session, institution_id=institution.id, ledger="CNY")
+    return institution
+
+
+@pytest.fixture
+def institution(factory: sessionmaker[Session]) -> Institution:
+    return new_institution(factory)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    failures = []
+    for name, engine in _engines.items():
+        with make_session_factory(engine)() as db:
+            problems = verify(db)
+        if problems:
+            failures.append(f"{name}: " + "; ".join(str(p) for p in problems[:20]))
+        engine.dispose()
+    if failures:
+        print("\nledger verify found problems after the suite:\n" + "\n".join(failures))
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    elif _engines:
+        print(f"\nledger verify clean on: {', '.join(sorted(_engines))}")
+
+
+@pytest.fixture
+def client(database_url: str) -> Iterator[object]:
+    from fastapi.testclient import TestClient
+
+    from huinong.api.app import create_app
+    from huinong.config import Settings
+
+    app = create_app(Settings(pending_sweep_interval_seconds=0), database_url=database_url)
+    with TestClient(app) as test_client:
+        yield test_client
+    app.state.engine.dispose()
