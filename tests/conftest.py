@@ -5,7 +5,8 @@ SQLite and PostgreSQL. PostgreSQL runs when ``HUINONG_TEST_POSTGRES_URL`` is set
 those tests are skipped with the reason printed, and ``HUINONG_REQUIRE_POSTGRES=1`` (CI) turns
 the skip into a failure. Tests isolate themselves by creating their own institution (tenancy
 is the isolation), so nothing is truncated between tests, and at the end of the session
-``ledger verify`` must be clean on every backend that ran.
+``ledger verify`` must be clean on every backend that ran. On PostgreSQL each test process
+migrates a schema of its own (``huinong_test_<pid>``) and drops it at the end.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ POSTGRES_URL = os.environ.get("HUINONG_TEST_POSTGRES_URL")
 REQUIRE_POSTGRES = os.environ.get("HUINONG_REQUIRE_POSTGRES") == "1"
 
 _engines: dict[str, Engine] = {}
+_PG_SCHEMA = f"huinong_test_{os.getpid()}"
 _codes = itertools.count(1)
 
 
@@ -43,12 +45,14 @@ def _make(backend: str, tmp_root: Path) -> Engine:
             if REQUIRE_POSTGRES:
                 pytest.fail(message + " (HUINONG_REQUIRE_POSTGRES=1)")
             pytest.skip(message)
-        url = POSTGRES_URL
-        reset = make_engine(url)
-        with reset.begin() as connection:
-            connection.execute(text("DROP SCHEMA public CASCADE"))
-            connection.execute(text("CREATE SCHEMA public"))
-        reset.dispose()
+        # A schema of our own per test process: parallel runs never clobber each other.
+        admin = make_engine(POSTGRES_URL)
+        with admin.begin() as connection:
+            connection.execute(text(f"DROP SCHEMA IF EXISTS {_PG_SCHEMA} CASCADE"))
+            connection.execute(text(f"CREATE SCHEMA {_PG_SCHEMA}"))
+        admin.dispose()
+        separator = "&" if "?" in POSTGRES_URL else "?"
+        url = f"{POSTGRES_URL}{separator}options=-csearch_path%3D{_PG_SCHEMA}"
     upgrade(url)
     return make_engine(url)
 
@@ -103,6 +107,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         if problems:
             failures.append(f"{name}: " + "; ".join(str(p) for p in problems[:20]))
         engine.dispose()
+    if "postgresql" in _engines and POSTGRES_URL:
+        admin = make_engine(POSTGRES_URL)
+        with admin.begin() as connection:
+            connection.execute(text(f"DROP SCHEMA IF EXISTS {_PG_SCHEMA} CASCADE"))
+        admin.dispose()
     if failures:
         print("\nledger verify found problems after the suite:\n" + "\n".join(failures))
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

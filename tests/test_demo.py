@@ -1,0 +1,41 @@
+"""The demo bank loads through the real services and leaves a clean, lively ledger."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from huinong import demo
+from huinong.institutions.models import Institution, Office
+from huinong.ledger.models import Account, Transfer
+from huinong.ledger.verify import verify
+from huinong.payments.models import Payment
+
+
+def test_demo_bank_has_offices_customers_and_history(factory):
+    code = demo.load(factory, customers=40, seed=7)
+    assert not demo.is_empty(factory)
+    with factory() as session:
+        institution = session.scalar(select(Institution).where(Institution.code == code))
+        assert institution is not None
+        iid = institution.id
+        offices = session.scalars(select(Office.kind).where(Office.institution_id == iid)).all()
+        assert sorted(set(offices)) == ["branch", "head", "outlet"]
+        deposit_accounts = session.scalar(
+            select(func.count()).where(Account.institution_id == iid, Account.code == 2011)
+        )
+        assert deposit_accounts >= 38
+        kinds = dict(
+            session.execute(
+                select(Payment.kind, func.count())
+                .where(Payment.institution_id == iid)
+                .group_by(Payment.kind)
+            ).all()
+        )
+        assert kinds.get("transfer", 0) > 50 and kinds.get("cash_withdrawal", 0) > 20
+        first, last = session.execute(
+            select(func.min(Transfer.timestamp), func.max(Transfer.timestamp)).where(
+                Transfer.institution_id == iid
+            )
+        ).one()
+        assert (last - first).days >= 60  # the history is spread over months
+        assert verify(session, institution_id=iid) == []
