@@ -463,8 +463,14 @@ def _write(
                 ],
             )
     if session.identity_map:
-        # Core statements bypass the ORM: make loaded objects re-read what was written.
-        session.expire_all()
+        # Core statements bypass the ORM: loaded accounts and pending states must re-read
+        # what was written. Only those are expired, so the caller's other objects stay intact.
+        stale = [(Account, a.id) for a in touched]
+        stale += [(PendingTransfer, s.pending_id) for s in resolved]
+        for model, key in stale:
+            loaded = session.identity_map.get(session.identity_key(model, key))
+            if loaded is not None:
+                session.expire(loaded)
 
 
 _PG_INSERT_TRANSFERS = """
