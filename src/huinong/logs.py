@@ -16,10 +16,18 @@ from datetime import UTC, datetime
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
 
-class _RequestIdFilter(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request_id_var.get()
-        return True
+_default_factory = logging.getLogRecordFactory()
+
+
+def _record_with_request_id(*args: object, **kwargs: object) -> logging.LogRecord:
+    record = _default_factory(*args, **kwargs)
+    record.request_id = request_id_var.get()
+    return record
+
+
+# Every record, whichever handler takes it, carries the request id of the request it was
+# logged for.
+logging.setLogRecordFactory(_record_with_request_id)
 
 
 class JsonFormatter(logging.Formatter):
@@ -40,7 +48,6 @@ class JsonFormatter(logging.Formatter):
 
 def configure(*, json_lines: bool, level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(_RequestIdFilter())
     if json_lines:
         handler.setFormatter(JsonFormatter())
     else:

@@ -60,11 +60,18 @@ class RequestIdMiddleware:
                     logging.ERROR if status >= 500 else logging.DEBUG,
                     "%s %s -> %s in %.1f ms",
                     scope["method"],
-                    scope["path"],
+                    _route_of(scope),
                     status,
                     (time.perf_counter() - started) * 1000,
                 )
             request_id_var.reset(token)
+
+
+def _route_of(scope: Scope) -> str:
+    """The route template (``/deposit-accounts/{account_number}``), never the raw path: paths
+    carry account numbers, which stay out of logs."""
+    route = scope.get("route")
+    return getattr(route, "path", "(no route)")
 
 
 async def _sweep_forever(database: Database, interval: float) -> None:
