@@ -88,9 +88,6 @@ def test_a_pending_transfer_resolves_once(factory, institution):
         session.execute(insert(Transfer).values(**base, id=uuid7(), flags=4, pending_id=pending))
     _refused(factory, insert(Transfer).values(**base, id=uuid7(), flags=8, pending_id=pending))
     # Undo: make the stored rows consistent again (1 posted), so the suite's verify stays clean.
-    from sqlalchemy import select
-
-    from huinong.ledger.models import PendingTransfer
 
     with transaction(factory) as session:
         resolver = session.scalar(select(Transfer.id).where(Transfer.pending_id == pending))
