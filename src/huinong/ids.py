@@ -41,7 +41,7 @@ def uuid7() -> uuid.UUID:
 
 def luhn_check_digit(digits: str) -> str:
     """The digit that, appended to ``digits``, makes a valid Luhn number."""
-    if not digits.isdigit():
+    if not is_ascii_digits(digits):
         raise ValueError("Luhn numbers are made of digits only")
     total = 0
     for position, char in enumerate(reversed(digits)):
@@ -55,4 +55,13 @@ def luhn_check_digit(digits: str) -> str:
 
 
 def luhn_is_valid(number: str) -> bool:
-    return len(number) >= 2 and number.isdigit() and luhn_check_digit(number[:-1]) == number[-1]
+    return (
+        len(number) >= 2
+        and is_ascii_digits(number)
+        and luhn_check_digit(number[:-1]) == number[-1]
+    )
+
+
+def is_ascii_digits(text: str) -> bool:
+    """0-9 only: ``str.isdigit`` also accepts '²', '٣' and full-width digits."""
+    return bool(text) and text.isascii() and text.isdigit()

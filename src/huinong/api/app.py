@@ -27,7 +27,8 @@ log = logging.getLogger("huinong.api")
 
 
 class RequestIdMiddleware:
-    """Takes ``X-Request-Id`` from the caller (or makes one), exposes it to logs, echoes it."""
+    """Takes ``X-Request-Id`` from the caller (or makes one), exposes it to logs, echoes it,
+    and turns an unexpected exception into a problem+json 500 that carries it."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -54,6 +55,16 @@ class RequestIdMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:
+            # Caught here, inside the request id's scope, rather than by Starlette's outer
+            # error middleware: the 500 carries the id the caller will quote.
+            log.exception("unhandled error")
+            if status:  # the response had started; there is nothing left to answer
+                raise
+            response = problems.problem(
+                500, "server.error", "an unexpected error; quote the request id"
+            )
+            await response(scope, receive, send_with_id)
         finally:
             if log.isEnabledFor(logging.DEBUG) or status >= 500:
                 log.log(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 
 from huinong.errors import InvalidInput
 
@@ -40,9 +40,20 @@ def decode_position(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         stamp, value = text.split("|")
-        moment = datetime.fromisoformat(stamp)
-        if moment.tzinfo is None:
-            raise ValueError("naive")
+        moment = utc_time(datetime.fromisoformat(stamp), field="cursor")
         return moment, uuid.UUID(value)
     except (ValueError, UnicodeDecodeError) as exc:
         raise _bad() from exc
+
+
+def utc_time(moment: datetime, *, field: str) -> datetime:
+    """A caller's time, in UTC; naive times and times that leave the calendar in UTC
+    (0001-01-01T00:00+14:00) are refused."""
+    if moment.tzinfo is None:
+        raise InvalidInput("request.naive_time", "give the time with a time zone", field=field)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError as exc:
+        raise InvalidInput(
+            "request.time_out_of_range", "the time is outside the calendar", field=field
+        ) from exc

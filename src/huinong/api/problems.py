@@ -2,12 +2,12 @@
 
 The body carries ``type``, ``title``, ``status``, ``detail`` and our stable ``code`` (the
 contract clients branch on), plus ``field`` or ``errors`` naming what was wrong. Unexpected
-exceptions become a 500 with a request id and no internals; they are logged with the trace.
+exceptions become a 500 with a request id and no internals, answered by the request-id
+middleware in ``app.py``; they are logged with the trace.
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -18,7 +18,6 @@ from huinong.api.responses import ProblemResponse
 from huinong.errors import HuinongError
 from huinong.logs import request_id_var
 
-log = logging.getLogger(__name__)
 TYPE_BASE = "https://huinong.dev/problems/"
 
 
@@ -70,8 +69,3 @@ def install(app: FastAPI) -> None:
             exc.status_code, f"request.http_{exc.status_code}"
         )
         return problem(exc.status_code, code, str(exc.detail))
-
-    @app.exception_handler(Exception)
-    async def _unexpected(_request: Request, exc: Exception) -> ProblemResponse:
-        log.exception("unhandled error")
-        return problem(500, "server.error", "an unexpected error; quote the request id")

@@ -11,7 +11,7 @@ import uuid
 from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from huinong import clock
@@ -54,4 +54,12 @@ class Office(Base):
         CheckConstraint("kind in ('head', 'branch', 'outlet')", name="kind"),
         CheckConstraint("(kind = 'head') = (parent_id is null)", name="only_head_is_root"),
         Index("ix_offices_institution_parent", "institution_id", "parent_id"),
+        # One head office per institution, even when two are created at the same moment.
+        Index(
+            "uq_offices_one_head",
+            "institution_id",
+            unique=True,
+            sqlite_where=text("kind = 'head'"),
+            postgresql_where=text("kind = 'head'"),
+        ),
     )

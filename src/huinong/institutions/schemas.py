@@ -7,13 +7,13 @@ from datetime import date, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from huinong.inputs import RequestModel
 from huinong.institutions.models import OfficeKind
 
 Code = Field(min_length=2, max_length=32, pattern=r"^[A-Z0-9][A-Z0-9_-]{1,31}$")
 
 
-class InstitutionCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class InstitutionCreate(RequestModel):
     code: str = Code
     name: str = Field(min_length=1, max_length=200)
     currency: str = Field(default="CNY", pattern=r"^[A-Z]{3}$")
@@ -30,8 +30,7 @@ class InstitutionRead(BaseModel):
     created_at: datetime
 
 
-class OfficeCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class OfficeCreate(RequestModel):
     code: str = Code
     name: str = Field(min_length=1, max_length=200)
     kind: OfficeKind

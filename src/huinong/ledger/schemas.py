@@ -3,12 +3,14 @@ negative number or one beyond a signed 64-bit integer is refused before anything
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from huinong.inputs import RequestModel
 from huinong.ledger.types import AccountType
 from huinong.money import MAX_FEN
 
@@ -18,10 +20,10 @@ FlagName = Literal[
     "linked", "pending", "post_pending", "void_pending", "balancing_debit", "balancing_credit"
 ]
 MAX_BATCH = 8190
+MAX_METADATA_CHARS = 2048
 
 
-class AccountCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class AccountCreate(RequestModel):
     id: uuid.UUID | None = Field(default=None, description="client-supplied id (idempotent)")
     ledger: LedgerCode = "CNY"
     type: AccountType
@@ -69,8 +71,7 @@ class BalanceRead(BaseModel):
     as_of: datetime
 
 
-class TransferCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class TransferCreate(RequestModel):
     id: uuid.UUID = Field(description="client-supplied id: the transfer's idempotency key")
     debit_account_id: uuid.UUID | None = None
     credit_account_id: uuid.UUID | None = None
@@ -83,9 +84,15 @@ class TransferCreate(BaseModel):
     reference: str | None = Field(default=None, max_length=64)
     metadata: dict[str, Any] | None = Field(default=None, max_length=32)
 
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_is_small(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None and len(json.dumps(value, ensure_ascii=False)) > MAX_METADATA_CHARS:
+            raise ValueError(f"metadata is at most {MAX_METADATA_CHARS} characters of JSON")
+        return value
 
-class TransferBatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+
+class TransferBatch(RequestModel):
     transfers: list[TransferCreate] = Field(min_length=1, max_length=MAX_BATCH)
 
 

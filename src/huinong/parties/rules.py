@@ -15,12 +15,13 @@ import re
 from datetime import date
 
 from huinong.errors import InvalidInput
+from huinong.ids import is_ascii_digits
 
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
 _USCC_CHARS = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 _USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
-_PHONE = re.compile(r"^1[3-9]\d{9}$")
+_PHONE = re.compile(r"^1[3-9][0-9]{9}$")
 
 
 def resident_id_check_char(first17: str) -> str:
@@ -28,7 +29,7 @@ def resident_id_check_char(first17: str) -> str:
 
 
 def is_valid_resident_id(number: str) -> bool:
-    if len(number) != 18 or not number[:17].isdigit():
+    if len(number) != 18 or not is_ascii_digits(number[:17]):
         return False
     try:
         born = date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
@@ -74,7 +75,7 @@ def check_phone(phone: str | None) -> str | None:
     if phone is None:
         return None
     phone = phone.strip().replace(" ", "").replace("-", "")
-    if not _PHONE.match(phone):
+    if not _PHONE.fullmatch(phone):
         raise InvalidInput(
             "parties.invalid_phone",
             "a mobile number is 11 digits starting with 1",

@@ -5,13 +5,13 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
+from huinong.inputs import RequestModel
 from huinong.parties.models import CustomerKind
 
 
-class CustomerCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class CustomerCreate(RequestModel):
     kind: CustomerKind
     name: str = Field(min_length=1, max_length=200)
     id_number: str = Field(min_length=1, max_length=32)

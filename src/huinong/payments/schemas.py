@@ -8,15 +8,15 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from huinong.inputs import RequestModel
 from huinong.money import MAX_FEN
 
 Fen = Annotated[int, Field(strict=True, gt=0, le=MAX_FEN)]
 FeeFen = Annotated[int, Field(strict=True, ge=0, le=MAX_FEN)]
-AccountNumber = Annotated[str, Field(pattern=r"^\d{8,32}$")]
+AccountNumber = Annotated[str, Field(pattern=r"^[0-9]{8,32}$")]
 
 
-class DepositAccountCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class DepositAccountCreate(RequestModel):
     customer_id: uuid.UUID
     currency: str = Field(default="CNY", pattern=r"^[A-Z]{3}$")
 
@@ -32,15 +32,13 @@ class DepositAccountRead(BaseModel):
     created_at: datetime
 
 
-class CashCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class CashCreate(RequestModel):
     account_number: AccountNumber
     amount: Fen
     memo: str | None = Field(default=None, max_length=140)
 
 
-class CustomerTransferCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class CustomerTransferCreate(RequestModel):
     from_account_number: AccountNumber
     to_account_number: AccountNumber
     amount: Fen
@@ -48,8 +46,7 @@ class CustomerTransferCreate(BaseModel):
     memo: str | None = Field(default=None, max_length=140)
 
 
-class ReversalCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ReversalCreate(RequestModel):
     memo: str | None = Field(default=None, max_length=140)
 
 

@@ -126,6 +126,19 @@ def open_deposit_account(
     session: Session, *, institution_id: uuid.UUID, customer_id: uuid.UUID, currency: str = "CNY"
 ) -> Account:
     customer = parties.get_customer(session, institution_id=institution_id, customer_id=customer_id)
+    try:
+        ledger.system_account(
+            session,
+            institution_id=institution_id,
+            code=AccountCode.cash_in_vault,
+            ledger=currency,
+        )
+    except NotFound as exc:
+        raise InvalidInput(
+            "payments.currency_not_offered",
+            f"the institution keeps no {currency} accounts; open the account in its currency",
+            field="currency",
+        ) from exc
     return ledger.create_account(
         session,
         institution_id=institution_id,
@@ -148,6 +161,13 @@ def close_deposit_account(
 
 def _transfer_id(institution_id: uuid.UUID, client_id: str, leg: str) -> uuid.UUID:
     return uuid.uuid5(TRANSFER_ID_NAMESPACE, f"{institution_id}/{client_id}/{leg}")
+
+
+def _reference(institution_id: uuid.UUID, client_id: str) -> str:
+    """The ledger reference of a payment's transfers. It derives from the client id, like
+    the transfer ids, so a concurrent repeat of a request finds its transfers identical
+    (``exists``) and then the payment row the first request wrote."""
+    return str(_transfer_id(institution_id, client_id, "payment"))
 
 
 def _existing_payment(
@@ -196,7 +216,7 @@ def _book(
     if existing is not None:
         return existing
     payment_id = uuid7()
-    reference = str(payment_id)
+    reference = _reference(institution_id, client_id)
     legs = [
         TransferInput(
             id=_transfer_id(institution_id, client_id, "principal"),
@@ -272,23 +292,15 @@ def cash_deposit(
     amount: int,
     memo: str | None = None,
 ) -> Payment:
-    _check_amount(amount)
-    account = deposit_account(session, institution_id=institution_id, account_number=account_number)
-    vault = ledger.system_account(
+    """A teller takes cash into a deposit account: the vault is debited, the customer
+    credited."""
+    return _teller_cash(
         session,
-        institution_id=institution_id,
-        code=AccountCode.cash_in_vault,
-        ledger=account.ledger,
-    )
-    return _book(
-        session,
+        kind=PaymentKind.cash_deposit,
         institution_id=institution_id,
         client_id=client_id,
-        kind=PaymentKind.cash_deposit,
-        debit=vault,
-        credit=account,
+        account_number=account_number,
         amount=amount,
-        code=TransferCode.cash_deposit,
         memo=memo,
     )
 
@@ -302,6 +314,29 @@ def cash_withdrawal(
     amount: int,
     memo: str | None = None,
 ) -> Payment:
+    """A teller pays cash out: the customer is debited, the vault credited (and the vault
+    cannot pay out more cash than it holds)."""
+    return _teller_cash(
+        session,
+        kind=PaymentKind.cash_withdrawal,
+        institution_id=institution_id,
+        client_id=client_id,
+        account_number=account_number,
+        amount=amount,
+        memo=memo,
+    )
+
+
+def _teller_cash(
+    session: Session,
+    *,
+    kind: PaymentKind,
+    institution_id: uuid.UUID,
+    client_id: str,
+    account_number: str,
+    amount: int,
+    memo: str | None,
+) -> Payment:
     _check_amount(amount)
     account = deposit_account(session, institution_id=institution_id, account_number=account_number)
     vault = ledger.system_account(
@@ -310,15 +345,16 @@ def cash_withdrawal(
         code=AccountCode.cash_in_vault,
         ledger=account.ledger,
     )
+    depositing = kind is PaymentKind.cash_deposit
     return _book(
         session,
         institution_id=institution_id,
         client_id=client_id,
-        kind=PaymentKind.cash_withdrawal,
-        debit=account,
-        credit=vault,
+        kind=kind,
+        debit=vault if depositing else account,
+        credit=account if depositing else vault,
         amount=amount,
-        code=TransferCode.cash_withdrawal,
+        code=TransferCode.cash_deposit if depositing else TransferCode.cash_withdrawal,
         memo=memo,
     )
 
@@ -420,7 +456,10 @@ def reverse(
             field="payment_id",
         )
     originals = ledger.list_transfers(
-        session, institution_id=institution_id, reference=str(original.id), limit=100
+        session,
+        institution_id=institution_id,
+        reference=_reference(institution_id, original.client_id),
+        limit=100,
     )
     reversal_id = uuid7()
     legs = [
@@ -432,7 +471,7 @@ def reverse(
             ledger=t.ledger,
             code=TransferCode.reversal,
             flags=TransferFlags.linked if index < len(originals) - 1 else TransferFlags.none,
-            reference=str(reversal_id),
+            reference=_reference(institution_id, client_id),
             metadata={"reverses_transfer": str(t.id)},
         )
         for index, t in enumerate(originals)

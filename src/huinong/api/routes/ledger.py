@@ -15,9 +15,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 
 from huinong.api.deps import DatabaseDep, IdempotencyKeyDep, PrincipalDep, run_idempotent
-from huinong.api.pagination import decode_id, decode_position, encode_id, encode_position
+from huinong.api.pagination import (
+    decode_id,
+    decode_position,
+    encode_id,
+    encode_position,
+    utc_time,
+)
 from huinong.api.responses import FastJSONResponse
-from huinong.errors import InvalidInput
 from huinong.ledger import service
 from huinong.ledger.models import Transfer
 from huinong.ledger.schemas import (
@@ -109,8 +114,8 @@ def get_balance(
     as_of: datetime | None = None,
 ) -> Any:
     """Balances now, or as they stood at ``as_of`` (an ISO 8601 time with a zone)."""
-    if as_of is not None and as_of.tzinfo is None:
-        raise InvalidInput("request.naive_time", "give as_of with a time zone", field="as_of")
+    if as_of is not None:
+        as_of = utc_time(as_of, field="as_of")
     return database.run(
         lambda s: BalanceRead.model_validate(
             service.balance(
@@ -217,7 +222,7 @@ def list_transfers(
     database: DatabaseDep,
     cursor: str | None = None,
     limit: Limit = 50,
-    reference: Annotated[str | None, Query(max_length=64)] = None,
+    reference: Annotated[str | None, Query(max_length=64, pattern=r"^[^\x00-\x1f\x7f]*$")] = None,
 ) -> Any:
     after = decode_position(cursor)
 

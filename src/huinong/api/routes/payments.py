@@ -4,14 +4,26 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel
+from sqlalchemy.orm import Session
 
-from huinong.api.deps import DatabaseDep, IdempotencyKeyDep, PrincipalDep, run_idempotent
+from huinong.api.deps import (
+    Database,
+    DatabaseDep,
+    IdempotencyKeyDep,
+    Principal,
+    PrincipalDep,
+    run_idempotent,
+)
 from huinong.ledger import service as ledger
 from huinong.ledger.models import Account
 from huinong.payments import service
+from huinong.payments.models import Payment
 from huinong.payments.schemas import (
     CashCreate,
     CustomerTransferCreate,
@@ -83,109 +95,67 @@ def close_deposit_account(
     return database.run(unit)
 
 
-def _payment(status: int, payment: Any) -> tuple[int, Any]:
-    return status, PaymentRead.model_validate(payment).model_dump(mode="json")
+@dataclass(frozen=True)
+class MoneyMove:
+    """What every money-moving route needs: it runs a payment use case once per
+    Idempotency-Key (whose value is also the payment's client id) and answers 201."""
+
+    request: Request
+    database: Database
+    principal: Principal
+    key: str
+
+    def run(self, body: BaseModel, use_case: Callable[..., Payment], **arguments: Any) -> Any:
+        def work(session: Session) -> tuple[int, Any]:
+            payment = use_case(
+                session,
+                institution_id=self.principal.institution_id,
+                client_id=self.key,
+                **arguments,
+            )
+            return 201, PaymentRead.model_validate(payment).model_dump(mode="json")
+
+        return run_idempotent(
+            request=self.request,
+            database=self.database,
+            principal=self.principal,
+            key=self.key,
+            body=body,
+            work=work,
+        )
+
+
+def money_move(
+    request: Request, principal: PrincipalDep, database: DatabaseDep, key: IdempotencyKeyDep
+) -> MoneyMove:
+    return MoneyMove(request, database, principal, key)
+
+
+MoneyMoveDep = Annotated[MoneyMove, Depends(money_move)]
 
 
 @router.post("/cash-deposits", status_code=201, response_model=PaymentRead)
-def cash_deposit(
-    body: CashCreate,
-    request: Request,
-    principal: PrincipalDep,
-    database: DatabaseDep,
-    key: IdempotencyKeyDep,
-) -> Any:
+def cash_deposit(body: CashCreate, move: MoneyMoveDep) -> Any:
     """A teller takes cash over the counter into a deposit account."""
-    return run_idempotent(
-        request=request,
-        database=database,
-        principal=principal,
-        key=key,
-        body=body,
-        work=lambda s: _payment(
-            201,
-            service.cash_deposit(
-                s, institution_id=principal.institution_id, client_id=key, **body.model_dump()
-            ),
-        ),
-    )
+    return move.run(body, service.cash_deposit, **body.model_dump())
 
 
 @router.post("/cash-withdrawals", status_code=201, response_model=PaymentRead)
-def cash_withdrawal(
-    body: CashCreate,
-    request: Request,
-    principal: PrincipalDep,
-    database: DatabaseDep,
-    key: IdempotencyKeyDep,
-) -> Any:
+def cash_withdrawal(body: CashCreate, move: MoneyMoveDep) -> Any:
     """A teller pays cash out of a deposit account."""
-    return run_idempotent(
-        request=request,
-        database=database,
-        principal=principal,
-        key=key,
-        body=body,
-        work=lambda s: _payment(
-            201,
-            service.cash_withdrawal(
-                s, institution_id=principal.institution_id, client_id=key, **body.model_dump()
-            ),
-        ),
-    )
+    return move.run(body, service.cash_withdrawal, **body.model_dump())
 
 
 @router.post("/transfers", status_code=201, response_model=PaymentRead)
-def customer_transfer(
-    body: CustomerTransferCreate,
-    request: Request,
-    principal: PrincipalDep,
-    database: DatabaseDep,
-    key: IdempotencyKeyDep,
-) -> Any:
+def customer_transfer(body: CustomerTransferCreate, move: MoneyMoveDep) -> Any:
     """转账汇款: from one customer's deposit account to another's, with an optional fee."""
-    return run_idempotent(
-        request=request,
-        database=database,
-        principal=principal,
-        key=key,
-        body=body,
-        work=lambda s: _payment(
-            201,
-            service.transfer(
-                s, institution_id=principal.institution_id, client_id=key, **body.model_dump()
-            ),
-        ),
-    )
+    return move.run(body, service.transfer, **body.model_dump())
 
 
 @router.post("/payments/{payment_id}/reversal", status_code=201, response_model=PaymentRead)
-def reverse_payment(
-    payment_id: uuid.UUID,
-    body: ReversalCreate,
-    request: Request,
-    principal: PrincipalDep,
-    database: DatabaseDep,
-    key: IdempotencyKeyDep,
-) -> Any:
+def reverse_payment(payment_id: uuid.UUID, body: ReversalCreate, move: MoneyMoveDep) -> Any:
     """Reverse a payment with new, mirroring transfers (the original stays as it was)."""
-    return run_idempotent(
-        request=request,
-        database=database,
-        principal=principal,
-        key=key,
-        body=body,
-        work=lambda s: _payment(
-            201,
-            service.reverse(
-                s,
-                institution_id=principal.institution_id,
-                client_id=key,
-                payment_id=payment_id,
-                memo=body.memo,
-            ),
-        ),
-    )
+    return move.run(body, service.reverse, payment_id=payment_id, memo=body.memo)
 
 
 @router.get("/payments/{payment_id}", response_model=PaymentRead)

@@ -162,6 +162,13 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_offices_institution_parent", ["institution_id", "parent_id"], unique=False
         )
+        batch_op.create_index(
+            "uq_offices_one_head",
+            ["institution_id"],
+            unique=True,
+            sqlite_where=sa.text("kind = 'head'"),
+            postgresql_where=sa.text("kind = 'head'"),
+        )
 
     op.create_table(
         "ledger_transfers",
@@ -337,6 +344,7 @@ def downgrade() -> None:
 
     op.drop_table("ledger_transfers")
     with op.batch_alter_table("offices", schema=None) as batch_op:
+        batch_op.drop_index("uq_offices_one_head")
         batch_op.drop_index("ix_offices_institution_parent")
 
     op.drop_table("offices")
