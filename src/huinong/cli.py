@@ -179,7 +179,7 @@ def ledger_export(
         if output is None:
             write_beancount(session, out=sys.stdout, institution_id=institution_id)
             return
-        with output.open("w", encoding="utf-8") as handle:
+        with output.open("w", encoding="utf-8") as handle, err.status(f"exporting to {output}…"):
             count = write_beancount(session, out=handle, institution_id=institution_id)
     err.print(f"wrote {count} transactions to {output}")
 
@@ -191,11 +191,13 @@ def ledger_sweep() -> None:
 
     factory = _factory()
     total = 0
-    while True:
-        voided = run_in_transaction(factory, lambda s: ledger.sweep_expired_pending(s))
-        total += voided
-        if voided == 0:
-            break
+    with err.status("voiding expired pending transfers…") as status:
+        while True:
+            voided = run_in_transaction(factory, lambda s: ledger.sweep_expired_pending(s))
+            total += voided
+            status.update(f"voided {total} so far…")
+            if voided == 0:
+                break
     console.print(f"voided {total} expired pending transfer(s)")
 
 
