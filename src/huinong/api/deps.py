@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Header, Request
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 from sqlalchemy.orm import Session, sessionmaker
 
 from huinong import idempotency
 from huinong.api.responses import FastJSONResponse
 from huinong.db import run_in_transaction
-from huinong.errors import InvalidInput, Unauthenticated
+from huinong.errors import Unauthenticated
 from huinong.institutions import service as institutions
 
 T = TypeVar("T")
@@ -41,14 +42,18 @@ class Principal:
     currency: str
 
 
-def get_database(request: Request) -> Database:
+# The dependencies are ``async``: FastAPI runs a plain ``def`` dependency in the thread pool,
+# one hop each per request; these do no blocking work but for a principal's first lookup.
+
+
+async def get_database(request: Request) -> Database:
     return request.app.state.database  # type: ignore[no-any-return]
 
 
 DatabaseDep = Annotated[Database, Depends(get_database)]
 
 
-def current_principal(
+async def current_principal(
     request: Request,
     database: DatabaseDep,
     x_institution: Annotated[
@@ -64,8 +69,8 @@ def current_principal(
     cache: dict[str, Principal] = request.app.state.principals
     principal = cache.get(x_institution)
     if principal is None:
-        institution = database.run(
-            lambda s: institutions.get_institution_by_code(s, code=x_institution)
+        institution = await run_in_threadpool(
+            database.run, lambda s: institutions.get_institution_by_code(s, code=x_institution)
         )
         principal = Principal(institution.id, institution.code, institution.currency)
         cache[x_institution] = principal
@@ -75,7 +80,7 @@ def current_principal(
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
 
 
-def idempotency_key(
+async def idempotency_key(
     key: Annotated[
         str | None,
         Header(alias="Idempotency-Key", description="required on every call that moves money"),
@@ -98,8 +103,10 @@ def run_idempotent(
 ) -> FastJSONResponse:
     """Run a money-moving use case once per Idempotency-Key.
 
-    The stored response is written in the use case's own transaction, so it exists exactly
-    when the effects do. A replay returns it with ``Idempotent-Replayed: true``.
+    The key is claimed (inserted) before the use case runs, so a concurrent request with the
+    same key waits for this one and then sees its outcome; the response is stored in the use
+    case's own transaction, so it exists exactly when the effects do. A replay returns it with
+    ``Idempotent-Replayed: true``.
     """
     payload = body.model_dump_json().encode() if body is not None else b""
     print_ = idempotency.fingerprint(request.method, request.url.path, payload)
@@ -110,12 +117,14 @@ def run_idempotent(
         )
         if stored is not None:
             return stored.status_code, stored.body, True
+        idempotency.claim(
+            session, institution_id=principal.institution_id, key=key, request_fingerprint=print_
+        )
         status, content = work(session)
-        idempotency.remember(
+        idempotency.complete(
             session,
             institution_id=principal.institution_id,
             key=key,
-            request_fingerprint=print_,
             status_code=status,
             body=content,
         )
@@ -124,10 +133,3 @@ def run_idempotent(
     status, content, replayed = database.run(unit)
     headers = {"Idempotent-Replayed": "true"} if replayed else None
     return FastJSONResponse(content, status_code=status, headers=headers)
-
-
-def parse_uuid(value: str, field: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError as exc:
-        raise InvalidInput("request.invalid_id", "not a UUID", field=field) from exc

@@ -65,6 +65,14 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> ProblemResponse:
+        if exc.status_code == 400:  # FastAPI's word for a body it could not parse at all
+            return problem(
+                422,
+                "request.invalid",
+                "the body is not JSON this API can read",
+                field="body",
+                errors=[{"field": "body", "message": "unreadable JSON", "type": "json_invalid"}],
+            )
         code = {404: "request.not_found", 405: "request.method_not_allowed"}.get(
             exc.status_code, f"request.http_{exc.status_code}"
         )

@@ -21,6 +21,7 @@ FlagName = Literal[
 ]
 MAX_BATCH = 8190
 MAX_METADATA_CHARS = 2048
+MAX_METADATA_DEPTH = 8
 
 
 class AccountCreate(RequestModel):
@@ -87,9 +88,21 @@ class TransferCreate(RequestModel):
     @field_validator("metadata")
     @classmethod
     def _metadata_is_small(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        if value is not None and len(json.dumps(value, ensure_ascii=False)) > MAX_METADATA_CHARS:
+        if value is None:
+            return None
+        if _depth(value) > MAX_METADATA_DEPTH:
+            raise ValueError(f"metadata nests at most {MAX_METADATA_DEPTH} levels deep")
+        if len(json.dumps(value, ensure_ascii=False)) > MAX_METADATA_CHARS:
             raise ValueError(f"metadata is at most {MAX_METADATA_CHARS} characters of JSON")
         return value
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0
 
 
 class TransferBatch(RequestModel):

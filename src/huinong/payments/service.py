@@ -70,7 +70,11 @@ _LEDGER_FAILURES: dict[CreateTransferResult, tuple[type[HuinongError], str, str]
 }
 
 
-def _raise_for_failure(results: Sequence[TransferResult]) -> None:
+def _raise_for_failure(results: Sequence[TransferResult], *, reversing: bool) -> None:
+    """Turn the first failed leg into an error. Amount-related failures name the request
+    field that set the leg's amount: ``amount`` for the principal, ``fee`` for the fee (a
+    reversal's amounts come from the original, so they name nothing)."""
+    leg_fields = () if reversing else ("amount", "fee")
     for result in results:
         if result.result.applied or result.result is R.linked_event_failed:
             continue
@@ -78,7 +82,10 @@ def _raise_for_failure(results: Sequence[TransferResult]) -> None:
             result.result,
             (Conflict, f"ledger.{result.result.value}", f"the ledger refused: {result.result}"),
         )
-        field = "amount" if result.result.name.startswith("overflows") else None
+        about_amount = result.result.name.startswith(("overflows", "exceeds"))
+        field = (
+            leg_fields[result.index] if about_amount and result.index < len(leg_fields) else None
+        )
         raise error_class(code, message, field=field)
 
 
@@ -263,7 +270,10 @@ def _record(
     reverses: Payment | None,
     **fields: object,
 ) -> Payment:
-    _raise_for_failure(ledger.create_transfers(session, institution_id=institution_id, batch=legs))
+    _raise_for_failure(
+        ledger.create_transfers(session, institution_id=institution_id, batch=legs),
+        reversing=reverses is not None,
+    )
     debit = next(iter(legs))
     payment = Payment(
         id=payment_id,
