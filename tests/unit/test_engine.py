@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from huinong.ledger.engine import process_batch
 from huinong.ledger.types import AccountState, PendingStatus, TransferFlags, TransferInput
+from huinong.money import MAX_FEN
 
 F = TransferFlags
 NOW = datetime(2026, 3, 1, 2, 0, tzinfo=UTC)
@@ -160,3 +161,133 @@ def test_expired_pending_cannot_be_posted_but_the_sweep_can_void_it():
     assert codes(outcome) == ["ok"]
     assert pending_state.status is PendingStatus.expired
     assert states[A(1)].balances() == (0, 0, 0, 0)
+
+
+# --- TigerBeetle rules pinned by the state machine (tests/ledger/test_state_machine.py) ---
+
+
+def test_open_chain_is_chain_open_at_the_end_even_after_a_failure():
+    states = accounts(a1={"debits_must_not_exceed_credits": True})
+    outcome = run([tr(1, 1, 2, 5, flags=F.linked), tr(2, 3, 4, 5, flags=F.linked)], states)
+    assert codes(outcome) == ["exceeds_credits", "linked_event_chain_open"]
+    outcome = run(
+        [
+            tr(1, 1, 2, 5, flags=F.linked),
+            tr(2, 3, 4, 5, flags=F.linked),
+            tr(3, 3, 4, 5, flags=F.linked),
+        ],
+        states,
+    )
+    assert codes(outcome) == ["exceeds_credits", "linked_event_failed", "linked_event_chain_open"]
+
+
+def _pending_then(*resolutions: TransferInput, amount: int = 100):
+    states = accounts()
+    created = run([tr(1, 1, 2, amount, flags=F.pending)], states)
+    record, pending_state = created.created[0], created.new_pendings[0]
+    return run(list(resolutions), states, {record.id: record}, {record.id: pending_state})
+
+
+def test_void_of_more_than_the_pending_amount_exceeds_it():
+    void = TransferInput(
+        id=uuid.UUID(int=3000), pending_id=uuid.UUID(int=1001), flags=F.void_pending, amount=101
+    )
+    assert codes(_pending_then(void)) == ["exceeds_pending_transfer_amount"]
+
+
+def test_repeat_of_a_partial_post_without_amount_is_a_different_amount():
+    post = TransferInput(
+        id=uuid.UUID(int=3000), pending_id=uuid.UUID(int=1001), flags=F.post_pending, amount=40
+    )
+    full = TransferInput(id=post.id, pending_id=post.pending_id, flags=F.post_pending)
+    outcome = _pending_then(post, post, full)
+    assert codes(outcome) == ["ok", "exists", "exists_with_different_amount"]
+    assert outcome.results[1].amount == 40
+
+
+def test_ids_are_checked_before_the_shape_of_the_request():
+    first = tr(1, 1, 2, 10)
+    states = accounts()
+    outcome = run(
+        [
+            first,
+            TransferInput(**{**_fields(first), "amount": 0}),
+            TransferInput(**{**_fields(first), "amount": None}),
+            TransferInput(**{**_fields(first), "credit_account_id": A(1)}),
+        ],
+        states,
+    )
+    assert codes(outcome) == [
+        "ok",
+        "exists_with_different_amount",
+        "exists_with_different_amount",
+        "exists_with_different_credit_account_id",
+    ]
+
+
+def test_post_naming_one_account_twice_is_checked_against_the_pending():
+    post = TransferInput(
+        id=uuid.UUID(int=3000),
+        pending_id=uuid.UUID(int=1001),
+        flags=F.post_pending,
+        debit_account_id=A(2),
+        credit_account_id=A(2),
+    )
+    assert codes(_pending_then(post)) == ["pending_transfer_has_different_debit_account_id"]
+
+
+def test_zero_amount_is_refused_before_the_ledger_and_code():
+    bad = TransferInput(
+        id=uuid.UUID(int=1001), debit_account_id=A(1), credit_account_id=A(2), amount=0
+    )
+    assert codes(run([bad], accounts())) == ["amount_must_not_be_zero"]
+
+
+def test_items_are_stamped_by_index_and_expiry_is_judged_at_the_item():
+    states = accounts()
+    created = run([tr(9, 3, 4, 1), tr(1, 1, 2, 100, flags=F.pending, timeout=10)], states)
+    record, pending_state = created.created[1], created.new_pendings[0]
+    assert record.timestamp == NOW + timedelta(microseconds=1)
+    assert pending_state.expires_at == NOW + timedelta(seconds=10, microseconds=1)
+    # One microsecond before the expiry: the first item is in time, the second is not.
+    posts = [
+        TransferInput(id=uuid.UUID(int=3000 + n), pending_id=record.id, flags=F.post_pending)
+        for n in range(2)
+    ]
+    outcome = run(
+        [posts[0]],
+        states,
+        {record.id: record},
+        {record.id: pending_state},
+        now=NOW + timedelta(seconds=10),
+    )
+    assert codes(outcome) == ["ok"]
+    states = accounts()
+    created = run([tr(9, 3, 4, 1), tr(1, 1, 2, 100, flags=F.pending, timeout=10)], states)
+    record, pending_state = created.created[1], created.new_pendings[0]
+    outcome = run(
+        [tr(8, 3, 4, 1), posts[1]],
+        states,
+        {record.id: record},
+        {record.id: pending_state},
+        now=NOW + timedelta(seconds=10),
+    )
+    assert codes(outcome) == ["ok", "pending_transfer_expired"]
+
+
+def test_post_on_an_account_near_the_limit_is_no_overflow():
+    states = accounts()
+    states[A(1)].debits_posted = 5
+    created = run([tr(1, 1, 2, MAX_FEN - 5, flags=F.pending)], states)
+    assert codes(created) == ["ok"]
+    record, pending_state = created.created[0], created.new_pendings[0]
+    post = TransferInput(
+        id=uuid.UUID(int=3000), pending_id=record.id, flags=F.post_pending, amount=1
+    )
+    outcome = run([post], states, {record.id: record}, {record.id: pending_state})
+    assert codes(outcome) == ["ok"]
+    assert states[A(1)].balances() == (0, 6, 0, 0)
+
+
+def _fields(t: TransferInput) -> dict:
+    return {name: getattr(t, name) for name in t.__dataclass_fields__}

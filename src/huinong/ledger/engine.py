@@ -15,14 +15,27 @@ Invariants (the database enforces the ones it can with CHECK, UNIQUE and FOREIGN
 4. ``debits_must_not_exceed_credits``: debits_pending + debits_posted <= credits_posted.
    ``credits_must_not_exceed_debits``: credits_pending + credits_posted <= debits_posted.
    A transfer that would break a flag fails with ``exceeds_credits`` / ``exceeds_debits``.
-5. A transfer's ``id`` is the client's idempotency key: the id is checked before any business
-   rule, and a repeat with the same fields answers ``exists`` (which counts as success).
+5. A transfer's ``id`` is the client's idempotency key: the id is checked before any other
+   rule (TigerBeetle's precedence: right after ``id_must_not_be_zero`` / ``_int_max``), and a
+   repeat with the same fields answers ``exists`` (which counts as success). Fields a post or
+   void may omit are compared only when given; an omitted amount means the full pending amount.
 6. A linked chain (``linked`` on every member but the last) succeeds or fails as one; the
-   member at fault gets its own code and the others ``linked_event_failed``.
+   member at fault gets its own code and the others ``linked_event_failed`` — except that the
+   last item of a batch, when it carries ``linked``, always gets ``linked_event_chain_open``.
+7. Every item of a batch has its own timestamp, ``now`` plus its index in microseconds (as
+   TigerBeetle stamps each event of a batch), and a pending transfer has expired for an item
+   whose timestamp is at or after ``pending timestamp + timeout``.
 
-Deviation from TigerBeetle: amounts are never zero (the storage type is a signed 64-bit
-``BIGINT``, and a zero-amount transfer records nothing). A balancing transfer that would be
-clamped to zero fails with ``exceeds_credits`` / ``exceeds_debits`` instead.
+Deviations from TigerBeetle:
+
+* amounts are never zero (the storage type is a signed 64-bit ``BIGINT``, and a zero-amount
+  transfer records nothing): a post or void leaves the amount out (``None``) to mean the
+  pending amount, and a balancing transfer that would be clamped to zero fails with
+  ``exceeds_credits`` / ``exceeds_debits``;
+* ``exists`` counts as success inside a linked chain (TigerBeetle breaks the chain on any
+  result but ``ok``), so resubmitting a whole chain that was applied answers ``exists`` for
+  every member;
+* a failed transfer does not reserve its id (no ``id_already_failed``): it may be retried.
 
 The caller (``service.create_transfers``) loads and locks every account the batch names,
 loads the transfers whose ids the batch uses or whose pendings it resolves, calls
@@ -77,19 +90,18 @@ class _Undo:
             self.accounts[account.id] = (account, account.balances())
 
 
+def _given(value: uuid.UUID | None) -> uuid.UUID | None:
+    """An account or pending id as TigerBeetle reads it: the nil UUID means "not given"."""
+    return None if value is None or value == NIL else value
+
+
 def _check_shape(t: TransferInput) -> None:
-    """Rules that need nothing but the request itself."""
-    if t.id == NIL:
-        raise _Failed(R.id_must_not_be_zero)
-    if t.id == MAX_ID:
-        raise _Failed(R.id_must_not_be_int_max)
-    two_phase = t.flags & _TWO_PHASE
-    if two_phase & (two_phase - 1):  # more than one of pending / post / void
-        raise _Failed(R.flags_are_mutually_exclusive)
-    if t.flags & _RESOLVE and t.flags & _BALANCING:
-        raise _Failed(R.flags_are_mutually_exclusive)
+    """Rules that need nothing but the request itself, in TigerBeetle's order."""
     if t.flags & _RESOLVE:
-        if t.pending_id is None or t.pending_id == NIL:
+        two_phase = t.flags & _TWO_PHASE
+        if two_phase & (two_phase - 1) or t.flags & _BALANCING:
+            raise _Failed(R.flags_are_mutually_exclusive)
+        if _given(t.pending_id) is None:
             raise _Failed(R.pending_id_must_not_be_zero)
         if t.pending_id == t.id:
             raise _Failed(R.pending_id_must_be_different)
@@ -97,55 +109,60 @@ def _check_shape(t: TransferInput) -> None:
             raise _Failed(R.timeout_reserved_for_pending_transfer)
         if t.amount is not None and t.amount <= 0:
             raise _Failed(R.amount_must_not_be_zero)
-        if (
-            t.debit_account_id is not None
-            and t.credit_account_id is not None
-            and t.debit_account_id == t.credit_account_id
-        ):
-            raise _Failed(R.accounts_must_be_different)
+        # The accounts, ledger and code of a post/void are only checked against the pending
+        # transfer (TigerBeetle has no ``accounts_must_be_different`` for them).
         return
-    if t.debit_account_id is None or t.debit_account_id == NIL:
+    if _given(t.debit_account_id) is None:
         raise _Failed(R.debit_account_id_must_not_be_zero)
-    if t.credit_account_id is None or t.credit_account_id == NIL:
+    if _given(t.credit_account_id) is None:
         raise _Failed(R.credit_account_id_must_not_be_zero)
     if t.debit_account_id == t.credit_account_id:
         raise _Failed(R.accounts_must_be_different)
-    if t.pending_id is not None and t.pending_id != NIL:
+    if _given(t.pending_id) is not None:
         raise _Failed(R.pending_id_must_be_zero)
     if t.timeout and not t.flags & F.pending:
         raise _Failed(R.timeout_reserved_for_pending_transfer)
-    if t.timeout < 0 or t.timeout > MAX_TIMEOUT_SECONDS:
-        raise _Failed(R.overflows_timeout)
+    if t.amount is None or t.amount <= 0:
+        raise _Failed(R.amount_must_not_be_zero)
     if not t.ledger:
         raise _Failed(R.ledger_must_not_be_zero)
     if t.code <= 0:
         raise _Failed(R.code_must_not_be_zero)
-    if t.amount is None or t.amount <= 0:
-        raise _Failed(R.amount_must_not_be_zero)
 
 
-def _compare_existing(t: TransferInput, e: TransferRecord) -> CreateTransferResult:
-    """TigerBeetle's ``exists_with_different_*`` order; fields a post/void may omit are
-    compared only when given."""
+def _compare_existing(
+    t: TransferInput, e: TransferRecord, known: Mapping[uuid.UUID, TransferRecord]
+) -> CreateTransferResult:
+    """TigerBeetle's ``exists_with_different_*`` order. ``t`` may be malformed: this runs
+    before the shape checks. For a post/void, fields it may omit are compared only when
+    given, and an omitted amount stands for the full amount of the pending transfer, which
+    is in ``known`` (the caller loads the pending of every post/void of the batch)."""
     resolving = bool(t.flags & _RESOLVE)
     if t.flags != e.flags:
         return R.exists_with_different_flags
-    if (t.pending_id or None) != e.pending_id:
+    if _given(t.pending_id) != e.pending_id:
         return R.exists_with_different_pending_id
     if t.timeout != e.timeout:
         return R.exists_with_different_timeout
-    if not (resolving and t.debit_account_id is None) and t.debit_account_id != e.debit_account_id:
+    if not (resolving and _given(t.debit_account_id) is None) and (
+        _given(t.debit_account_id) != e.debit_account_id
+    ):
         return R.exists_with_different_debit_account_id
-    if not (resolving and t.credit_account_id is None) and (
-        t.credit_account_id != e.credit_account_id
+    if not (resolving and _given(t.credit_account_id) is None) and (
+        _given(t.credit_account_id) != e.credit_account_id
     ):
         return R.exists_with_different_credit_account_id
-    if t.amount is not None:
-        if t.flags & _BALANCING:
-            if t.amount < e.amount:
-                return R.exists_with_different_amount
-        elif t.amount != e.amount:
+    if resolving:
+        assert e.pending_id is not None  # same flags and pending id as ``t``
+        wanted = known[e.pending_id].amount if t.amount is None else t.amount
+        if wanted != e.amount:
             return R.exists_with_different_amount
+    elif t.flags & _BALANCING:
+        # The amount of a balancing transfer is a ceiling: a repeat may ask for more.
+        if (t.amount or 0) < e.amount:
+            return R.exists_with_different_amount
+    elif t.amount != e.amount:
+        return R.exists_with_different_amount
     if t.reference != e.reference:
         return R.exists_with_different_reference
     if (t.metadata or None) != (e.metadata or None):
@@ -157,18 +174,20 @@ def _compare_existing(t: TransferInput, e: TransferRecord) -> CreateTransferResu
     return R.exists
 
 
-def _check_overflow(dr: AccountState, cr: AccountState, pending: int, posted: int) -> None:
-    if dr.debits_pending + pending > MAX_FEN:
+def _check_overflow(dr: AccountState, cr: AccountState, amount: int, pending: bool) -> None:
+    """TigerBeetle's overflow checks, in its order (a pending transfer is also checked
+    against the posted sums, as there)."""
+    if pending and dr.debits_pending + amount > MAX_FEN:
         raise _Failed(R.overflows_debits_pending)
-    if cr.credits_pending + pending > MAX_FEN:
+    if pending and cr.credits_pending + amount > MAX_FEN:
         raise _Failed(R.overflows_credits_pending)
-    if dr.debits_posted + posted > MAX_FEN:
+    if dr.debits_posted + amount > MAX_FEN:
         raise _Failed(R.overflows_debits_posted)
-    if cr.credits_posted + posted > MAX_FEN:
+    if cr.credits_posted + amount > MAX_FEN:
         raise _Failed(R.overflows_credits_posted)
-    if dr.debits_pending + dr.debits_posted + pending + posted > MAX_FEN:
+    if dr.debits_pending + dr.debits_posted + amount > MAX_FEN:
         raise _Failed(R.overflows_debits)
-    if cr.credits_pending + cr.credits_posted + pending + posted > MAX_FEN:
+    if cr.credits_pending + cr.credits_posted + amount > MAX_FEN:
         raise _Failed(R.overflows_credits)
 
 
@@ -179,7 +198,6 @@ class _Batch:
         accounts: Mapping[uuid.UUID, AccountState],
         known: Mapping[uuid.UUID, TransferRecord],
         pendings: Mapping[uuid.UUID, PendingState],
-        now: datetime,
         foreign_ids: frozenset[uuid.UUID],
     ) -> None:
         self.institution_id = institution_id
@@ -187,19 +205,11 @@ class _Batch:
         self.accounts = accounts
         self.known: dict[uuid.UUID, TransferRecord] = dict(known)
         self.pendings: dict[uuid.UUID, PendingState] = dict(pendings)
-        self.now = now
         self.outcome = BatchOutcome()
         self.created: dict[uuid.UUID, TransferRecord] = {}
         self.new_pendings: dict[uuid.UUID, PendingState] = {}
         self.resolved: dict[uuid.UUID, PendingState] = {}
         self.undo: _Undo | None = None
-        self.sequence = 0
-
-    def _timestamp(self) -> datetime:
-        # Strictly increasing within a batch: statements order by (timestamp, id).
-        stamp = self.now + timedelta(microseconds=self.sequence)
-        self.sequence += 1
-        return stamp
 
     def _account(self, account_id: uuid.UUID, missing: CreateTransferResult) -> AccountState:
         account = self.accounts.get(account_id)
@@ -212,21 +222,26 @@ class _Batch:
             for account in accounts:
                 self.undo.remember(account)
 
-    def apply(self, t: TransferInput) -> TransferResult:
-        _check_shape(t)
+    def apply(self, t: TransferInput, stamp: datetime) -> TransferResult:
+        """One item, stamped ``stamp`` if it is created."""
+        if t.id == NIL:
+            raise _Failed(R.id_must_not_be_zero)
+        if t.id == MAX_ID:
+            raise _Failed(R.id_must_not_be_int_max)
         if t.id in self.foreign_ids:
             raise _Failed(R.id_already_used)
         existing = self.known.get(t.id)
         if existing is not None:
-            result = _compare_existing(t, existing)
+            result = _compare_existing(t, existing, self.known)
             if result is not R.exists:
                 raise _Failed(result)
             return TransferResult(0, t.id, R.exists, existing.timestamp, existing.amount)
+        _check_shape(t)
         if t.flags & _RESOLVE:
-            return self._resolve(t)
-        return self._create(t)
+            return self._resolve(t, stamp)
+        return self._create(t, stamp)
 
-    def _create(self, t: TransferInput) -> TransferResult:
+    def _create(self, t: TransferInput, stamp: datetime) -> TransferResult:
         assert t.debit_account_id is not None and t.credit_account_id is not None
         assert t.amount is not None and t.ledger is not None
         dr = self._account(t.debit_account_id, R.debit_account_not_found)
@@ -249,7 +264,9 @@ class _Batch:
             if amount == 0:
                 raise _Failed(R.exceeds_debits)
         is_pending = bool(t.flags & F.pending)
-        _check_overflow(dr, cr, amount if is_pending else 0, 0 if is_pending else amount)
+        _check_overflow(dr, cr, amount, is_pending)
+        if not 0 <= t.timeout <= MAX_TIMEOUT_SECONDS:  # the column is a signed 32-bit integer
+            raise _Failed(R.overflows_timeout)
         if dr.debits_must_not_exceed_credits and (
             dr.debits_pending + dr.debits_posted + amount > dr.credits_posted
         ):
@@ -265,9 +282,9 @@ class _Batch:
         else:
             dr.debits_posted += amount
             cr.credits_posted += amount
-        record = self._record(t, dr.id, cr.id, amount, t.ledger, t.code)
+        record = self._record(t, dr.id, cr.id, amount, t.ledger, t.code, stamp)
         if is_pending:
-            expires = record.timestamp + timedelta(seconds=t.timeout) if t.timeout else None
+            expires = stamp + timedelta(seconds=t.timeout) if t.timeout else None
             state = PendingState(record.id, PendingStatus.pending, expires)
             self.pendings[record.id] = state
             self.new_pendings[record.id] = state
@@ -275,7 +292,7 @@ class _Batch:
                 self.undo.new_pending_ids.append(record.id)
         return TransferResult(0, t.id, R.ok, record.timestamp, amount)
 
-    def _resolve(self, t: TransferInput) -> TransferResult:
+    def _resolve(self, t: TransferInput, stamp: datetime) -> TransferResult:
         assert t.pending_id is not None
         pending = self.known.get(t.pending_id)
         if pending is None:
@@ -284,9 +301,10 @@ class _Batch:
             raise _Failed(R.pending_transfer_not_pending)
         dr = self._account(pending.debit_account_id, R.debit_account_not_found)
         cr = self._account(pending.credit_account_id, R.credit_account_not_found)
-        if t.debit_account_id is not None and t.debit_account_id != pending.debit_account_id:
+        debit, credit = _given(t.debit_account_id), _given(t.credit_account_id)
+        if debit is not None and debit != pending.debit_account_id:
             raise _Failed(R.pending_transfer_has_different_debit_account_id)
-        if t.credit_account_id is not None and t.credit_account_id != pending.credit_account_id:
+        if credit is not None and credit != pending.credit_account_id:
             raise _Failed(R.pending_transfer_has_different_credit_account_id)
         if t.ledger and t.ledger != pending.ledger:
             raise _Failed(R.pending_transfer_has_different_ledger)
@@ -294,9 +312,9 @@ class _Batch:
             raise _Failed(R.pending_transfer_has_different_code)
         posting = bool(t.flags & F.post_pending)
         amount = pending.amount if t.amount is None else t.amount
-        if posting and amount > pending.amount:
+        if amount > pending.amount:  # for a void too, as in TigerBeetle
             raise _Failed(R.exceeds_pending_transfer_amount)
-        if not posting and amount != pending.amount:
+        if not posting and amount < pending.amount:
             raise _Failed(R.pending_transfer_has_different_amount)
         state = self.pendings[pending.id]
         if state.status is PendingStatus.posted:
@@ -305,17 +323,19 @@ class _Batch:
             raise _Failed(R.pending_transfer_already_voided)
         if state.status is PendingStatus.expired:
             raise _Failed(R.pending_transfer_expired)
-        if not t.expiry and state.expires_at is not None and self.now >= state.expires_at:
+        # Judged at this item's own timestamp, so no post is stamped after the expiry.
+        if not t.expiry and state.expires_at is not None and stamp >= state.expires_at:
             raise _Failed(R.pending_transfer_expired)
-        if posting:
-            _check_overflow(dr, cr, 0, amount)
+        # No overflow check, as in TigerBeetle: a post moves at most the pending amount from
+        # ``*_pending`` to ``*_posted``, so no sum grows (checking before the move would
+        # refuse posts on accounts whose pending + posted sum is near the limit).
         self._touch(dr, cr)
         dr.debits_pending -= pending.amount
         cr.credits_pending -= pending.amount
         if posting:
             dr.debits_posted += amount
             cr.credits_posted += amount
-        record = self._record(t, dr.id, cr.id, amount, pending.ledger, pending.code)
+        record = self._record(t, dr.id, cr.id, amount, pending.ledger, pending.code, stamp)
         if self.undo is not None:
             self.undo.pending_states.append(
                 (state, state.status, state.resolved_by, state.resolved_at)
@@ -337,6 +357,7 @@ class _Batch:
         amount: int,
         ledger: str,
         code: int,
+        stamp: datetime,
     ) -> TransferRecord:
         record = TransferRecord(
             id=t.id,
@@ -351,7 +372,7 @@ class _Batch:
             timeout=t.timeout,
             reference=t.reference,
             metadata=t.metadata or None,
-            timestamp=self._timestamp(),
+            timestamp=stamp,
         )
         self.known[record.id] = record
         self.created[record.id] = record
@@ -393,53 +414,44 @@ def process_batch(
     pending transfers it resolves; ``pending_states`` the states of those pendings.
     ``foreign_ids`` are ids taken by other institutions' transfers: such an item fails with
     ``id_already_used`` and learns nothing about the other transfer.
+
+    The loop is TigerBeetle's: a chain opens at the first ``linked`` item and closes after
+    the first item without it; the first failure in a chain undoes the chain so far and fails
+    the rest of it; a ``linked`` last item is ``linked_event_chain_open`` whatever came before.
     """
-    state = _Batch(institution_id, accounts, known_transfers, pending_states, now, foreign_ids)
-    results: list[TransferResult | None] = [None] * len(batch)
-    index = 0
-    count = len(batch)
-    while index < count:
-        # A chain runs from here through the first member without ``linked``.
-        end = index
-        while end < count and batch[end].flags & F.linked:
-            end += 1
-        if end == index:  # a lone transfer
-            try:
-                result = state.apply(batch[index])
-            except _Failed as failure:
-                result = TransferResult(index, batch[index].id, failure.result)
-            results[index] = _at(result, index)
-            index += 1
-            continue
-        chain_open = end == count
-        last = count - 1 if chain_open else end
-        undo = _Undo()
-        state.undo = undo
-        failed_at: int | None = None
-        failure_result: CreateTransferResult | None = None
-        chain_results: dict[int, TransferResult] = {}
-        for position in range(index, last + 1):
-            if chain_open and position == last:
-                failed_at, failure_result = position, R.linked_event_chain_open
-                break
-            try:
-                chain_results[position] = _at(state.apply(batch[position]), position)
-            except _Failed as failure:
-                failed_at, failure_result = position, failure.result
-                break
-        state.undo = None
-        if failed_at is None:
-            for position, result in chain_results.items():
-                results[position] = result
+    state = _Batch(institution_id, accounts, known_transfers, pending_states, foreign_ids)
+    results: list[TransferResult] = []
+    last = len(batch) - 1
+    chain_start: int | None = None
+    chain_broken = False
+    for index, t in enumerate(batch):
+        linked = bool(t.flags & F.linked)
+        if linked and chain_start is None:
+            chain_start = index
+            state.undo = _Undo()
+        if linked and index == last:
+            result = TransferResult(index, t.id, R.linked_event_chain_open)
+        elif chain_broken:
+            result = TransferResult(index, t.id, R.linked_event_failed)
         else:
-            state.rollback(undo)
-            assert failure_result is not None
-            for position in range(index, last + 1):
-                code = failure_result if position == failed_at else R.linked_event_failed
-                results[position] = TransferResult(position, batch[position].id, code)
-        index = last + 1
+            try:
+                result = _at(state.apply(t, now + timedelta(microseconds=index)), index)
+            except _Failed as failure:
+                result = TransferResult(index, t.id, failure.result)
+        if chain_start is not None and not chain_broken and not result.result.applied:
+            chain_broken = True
+            assert state.undo is not None
+            state.rollback(state.undo)
+            state.undo = None
+            for position in range(chain_start, index):
+                results[position] = TransferResult(
+                    position, batch[position].id, R.linked_event_failed
+                )
+        results.append(result)
+        if chain_start is not None and (not linked or index == last):
+            chain_start, chain_broken, state.undo = None, False, None
     outcome = state.outcome
-    outcome.results = [r for r in results if r is not None]
+    outcome.results = results
     outcome.created = list(state.created.values())
     outcome.new_pendings = list(state.new_pendings.values())
     outcome.resolved_pendings = [

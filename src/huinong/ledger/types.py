@@ -133,9 +133,11 @@ class PendingStatus(StrEnum):
 class TransferInput:
     """What a client asks for. ``id`` is the client's idempotency key.
 
-    For ``post_pending`` / ``void_pending`` the accounts, ledger, code and amount may be left
-    out (``None`` / ``0``) and are taken from the pending transfer; a post without an amount
-    posts the full pending amount.
+    For ``post_pending`` / ``void_pending`` the accounts, ledger and amount may be left out
+    (``None``; the nil UUID also counts as left out, as TigerBeetle's zero does) and the code
+    too (``0``): they are taken from the pending transfer, and a post without an amount posts
+    the full pending amount. An amount of ``0`` is not "left out" but refused
+    (``amount_must_not_be_zero``): amounts are never zero.
     """
 
     id: uuid.UUID
