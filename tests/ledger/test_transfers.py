@@ -150,3 +150,13 @@ def test_other_institutions_accounts_are_not_found(factory, institution):
     a = open_accounts(factory, institution, 1)[0]
     foreign = open_accounts(factory, other, 1)[0]
     assert run(factory, institution, t(a, foreign, 5)) == ["credit_account_not_found"]
+
+
+def test_verify_adds_ledger_totals_beyond_64_bits(factory, institution):
+    """Each account stays within BIGINT while the ledger's total passes 2^63 - 1."""
+    accounts = open_accounts(factory, institution, 6)
+    big = 6 * 10**18
+    batch = [t(accounts[i], accounts[i + 1], big) for i in range(0, 6, 2)]
+    assert run(factory, institution, *batch) == ["ok", "ok", "ok"]
+    with factory() as session:
+        assert verify(session, institution_id=institution.id) == []

@@ -17,7 +17,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
 from huinong.ledger.models import Account, PendingTransfer, Transfer
@@ -36,15 +36,9 @@ class Problem:
 
 def verify(session: Session, *, institution_id: uuid.UUID | None = None) -> list[Problem]:
     problems: list[Problem] = []
-    totals = select(
+    accounts = select(
         Account.institution_id,
         Account.ledger,
-        func.coalesce(func.sum(Account.debits_posted), 0),
-        func.coalesce(func.sum(Account.credits_posted), 0),
-        func.coalesce(func.sum(Account.debits_pending), 0),
-        func.coalesce(func.sum(Account.credits_pending), 0),
-    ).group_by(Account.institution_id, Account.ledger)
-    accounts = select(
         Account.id,
         Account.debits_pending,
         Account.debits_posted,
@@ -54,19 +48,16 @@ def verify(session: Session, *, institution_id: uuid.UUID | None = None) -> list
         Account.credits_must_not_exceed_debits,
     )
     if institution_id is not None:
-        totals = totals.where(Account.institution_id == institution_id)
         accounts = accounts.where(Account.institution_id == institution_id)
-    for inst, ledger, dpo, cpo, dp, cp in session.execute(totals):
-        if dpo != cpo or dp != cp:
-            problems.append(
-                Problem(
-                    "unbalanced",
-                    (str(inst), ledger),
-                    f"posted debits {dpo} vs credits {cpo}; pending debits {dp} vs credits {cp}",
-                )
-            )
     sums = transfer_sums(session)
-    for account_id, dp, dpo, cp, cpo, no_overdraft, no_overcredit in session.execute(accounts):
+    # Totals are added up here in Python integers: SQLite's sum() stops at 2^63 - 1, and a
+    # ledger's total may pass that while every account stays within it.
+    totals: dict[tuple[uuid.UUID, str], list[int]] = {}
+    for row in session.execute(accounts):
+        inst, ledger, account_id, dp, dpo, cp, cpo, no_overdraft, no_overcredit = row
+        total = totals.setdefault((inst, ledger), [0, 0, 0, 0])
+        for index, value in enumerate((dp, dpo, cp, cpo)):
+            total[index] += value
         expected = sums.get(account_id, (0, 0, 0, 0))
         if (dp, dpo, cp, cpo) != expected:
             problems.append(
@@ -81,6 +72,15 @@ def verify(session: Session, *, institution_id: uuid.UUID | None = None) -> list
             problems.append(Problem("limit_broken", (str(account_id),), "debits exceed credits"))
         if no_overcredit and cp + cpo > dpo:
             problems.append(Problem("limit_broken", (str(account_id),), "credits exceed debits"))
+    for (inst, ledger), (dp, dpo, cp, cpo) in totals.items():
+        if dpo != cpo or dp != cp:
+            problems.append(
+                Problem(
+                    "unbalanced",
+                    (str(inst), ledger),
+                    f"posted debits {dpo} vs credits {cpo}; pending debits {dp} vs credits {cp}",
+                )
+            )
     debit = aliased(Account)
     credit = aliased(Account)
     crossing = (
