@@ -8,6 +8,7 @@ derive from the client id, so a repeated request finds its transfers already the
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Sequence
 
@@ -237,7 +238,7 @@ def _book(
     ]
     if fee:
         assert fee_account is not None
-        legs[0] = TransferInput(**{**_fields(legs[0]), "flags": TransferFlags.linked})
+        legs[0] = dataclasses.replace(legs[0], flags=TransferFlags.linked)
         legs.append(
             TransferInput(
                 id=_transfer_id(institution_id, client_id, "fee"),
@@ -287,10 +288,6 @@ def _record(
     session.add(payment)
     session.flush()
     return payment
-
-
-def _fields(t: TransferInput) -> dict[str, object]:
-    return {name: getattr(t, name) for name in t.__dataclass_fields__}
 
 
 def cash_deposit(
