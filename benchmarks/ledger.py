@@ -36,6 +36,7 @@ import http.client
 import multiprocessing
 import os
 import random
+import shutil
 import signal
 import socket
 import sqlite3
@@ -46,7 +47,7 @@ import time
 import uuid
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,8 @@ from huinong.migrations import upgrade
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/huinong_bench"
 BATCHES = (1, 100, 8190)
 ACCOUNTS = 4000
+APP_FACTORY = "huinong.api.app:create_app"
+UVICORN_OPTIONS = ["--http", "httptools", "--loop", "uvloop"]
 HOT_ACCOUNTS = 10
 OK = b'"result":"ok"'
 
@@ -79,7 +82,7 @@ TARGET_BATCH_RATIO = 0.7  # of the raw baseline
 TARGET_HTTP_RATE = 500  # single transfers/s over HTTP
 TARGET_HTTP_P99_MS = 50.0
 
-console = Console()
+console = Console(width=max(150, shutil.get_terminal_size().columns))
 
 
 @dataclass
@@ -93,8 +96,6 @@ class Row:
     p99: float | None = None
     target: str = ""
     passed: bool | None = None
-    note: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- databases
@@ -108,7 +109,9 @@ def prepare_postgres(url: str) -> None:
         sys.exit(f"refusing to reset database {name!r}: a benchmark database's name has 'bench'")
     admin = psycopg.connect(**_connect_args(parsed, "postgres"), autocommit=True)
     with admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        admin.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     upgrade(url)
 
@@ -182,9 +185,7 @@ def make_batch(rng: random.Random, accounts: list[uuid.UUID], size: int) -> list
 def run_service(work: Workload, batch: list[TransferInput]) -> float:
     started = time.perf_counter()
     with transaction(work.factory) as session:
-        results = ledger.create_transfers(
-            session, institution_id=work.institution_id, batch=batch
-        )
+        results = ledger.create_transfers(session, institution_id=work.institution_id, batch=batch)
     elapsed = time.perf_counter() - started
     bad = [r for r in results if r.result is not CreateTransferResult.ok]
     if len(results) != len(batch) or bad:
@@ -201,22 +202,24 @@ _TRANSFER_COLUMNS = (
 
 _PG_INSERT = f"""
 INSERT INTO ledger_transfers ({_TRANSFER_COLUMNS})
-SELECT * FROM unnest(%(id)s::uuid[], %(institution_id)s::uuid[], %(debit)s::uuid[],
-    %(credit)s::uuid[], %(amount)s::bigint[], %(ledger)s::varchar[], %(code)s::int[],
-    %(flags)s::int[], %(pending_id)s::uuid[], %(timeout)s::int[], %(reference)s::varchar[],
-    %(metadata)s::json[], %(timestamp)s::timestamptz[])
+SELECT * FROM unnest(%(id)b::uuid[], %(institution_id)b::uuid[], %(debit)b::uuid[],
+    %(credit)b::uuid[], %(amount)b::bigint[], %(ledger)b::varchar[], %(code)b::int[],
+    %(flags)b::int[], %(pending_id)b::uuid[], %(timeout)b::int[], %(reference)b::varchar[],
+    %(metadata)b::json[], %(timestamp)b::timestamptz[])
 """
 
 _PG_UPDATE = """
 UPDATE ledger_accounts AS a
 SET debits_posted = a.debits_posted + v.dr, credits_posted = a.credits_posted + v.cr
 FROM (SELECT id, sum(dr) AS dr, sum(cr) AS cr
-      FROM unnest(%(account)s::uuid[], %(dr)s::bigint[], %(cr)s::bigint[]) AS u(id, dr, cr)
+      FROM unnest(%(account)b::uuid[], %(dr)b::bigint[], %(cr)b::bigint[]) AS u(id, dr, cr)
       GROUP BY id) AS v
 WHERE a.id = v.id
 """
 
-_SQLITE_INSERT = f"INSERT INTO ledger_transfers ({_TRANSFER_COLUMNS}) VALUES ({', '.join('?' * 13)})"
+_SQLITE_INSERT = (
+    f"INSERT INTO ledger_transfers ({_TRANSFER_COLUMNS}) VALUES ({', '.join('?' * 13)})"
+)
 _SQLITE_UPDATE = (
     "UPDATE ledger_accounts SET debits_posted = debits_posted + ?, "
     "credits_posted = credits_posted + ? WHERE id = ?"
@@ -350,9 +353,9 @@ class Server:
             "HUINONG_LOG_LEVEL": "WARNING",
         }
         command = [
-            sys.executable, "-m", "uvicorn", "--factory", "huinong.api.app:create_app",
+            sys.executable, "-m", "uvicorn", "--factory", APP_FACTORY,
             "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(workers),
-            "--no-access-log", "--log-level", "warning",
+            "--no-access-log", "--log-level", "warning", *UVICORN_OPTIONS,
         ]  # fmt: skip
         self.process = subprocess.Popen(command, env=env)
         deadline = time.monotonic() + 60
@@ -480,11 +483,13 @@ def render(rows: list[Row], args: argparse.Namespace) -> Table:
         caption=(
             f"{os.cpu_count()}-core machine, PostgreSQL and clients on the same host; "
             f"{args.accounts:,} accounts, random pairs, no limit flags; "
-            f"HTTP: uvicorn --workers {args.workers}, {args.clients} keep-alive connections "
+            f"HTTP: uvicorn --workers {args.workers} {' '.join(UVICORN_OPTIONS)}, "
+            f"{args.clients} keep-alive connections "
             "(2 for batches of 8,190), p50/p99 per request. "
             "Baseline = one INSERT + one set-based balance UPDATE, no checks: "
             "unnest arrays on PostgreSQL; on SQLite executemany INSERT + executemany UPDATE "
-            "(closest equivalent, no arrays). ratio = path / baseline."
+            "(closest equivalent, no arrays). ratio = path / baseline. "
+            f"Load average (1 min) at start {args.load[0]:.2f}, at end {os.getloadavg()[0]:.2f}."
         ),
         caption_justify="left",
     )
@@ -591,6 +596,12 @@ def main() -> None:
     args.seconds = 1.0 if args.quick else 6.0  # per cell, service and baseline each
     args.http_seconds = 1.5 if args.quick else 6.0
     started = time.monotonic()
+    args.load = os.getloadavg()
+    if args.load[0] > 0.5:
+        console.log(
+            f"[yellow]load average {args.load[0]:.2f}: other processes are busy on this "
+            "machine, so the figures will be low[/]"
+        )
     rows: list[Row] = []
     context = multiprocessing.get_context("spawn")
     with (

@@ -87,31 +87,28 @@ def lookup(
 
 def claim(
     session: Session, *, institution_id: uuid.UUID, key: str, request_fingerprint: str
-) -> None:
+) -> IdempotencyRecord:
     """Take the key for this request before its use case runs.
 
     On PostgreSQL a concurrent request inserting the same key waits on the primary key until
     this transaction ends, then fails with a unique violation; its entry point retries and
     finds this request's stored response (or, had this one failed, the key free again).
     """
-    session.add(
-        IdempotencyRecord(
-            institution_id=institution_id,
-            key=key,
-            fingerprint=request_fingerprint,
-            status_code=0,
-            response={},
-            created_at=clock.now(),
-        )
+    record = IdempotencyRecord(
+        institution_id=institution_id,
+        key=key,
+        fingerprint=request_fingerprint,
+        status_code=0,
+        response={},
+        created_at=clock.now(),
     )
+    session.add(record)
     session.flush()
+    return record
 
 
-def complete(
-    session: Session, *, institution_id: uuid.UUID, key: str, status_code: int, body: Any
-) -> None:
+def complete(session: Session, *, record: IdempotencyRecord, status_code: int, body: Any) -> None:
     """Store the response of the request that claimed the key."""
-    record = session.get_one(IdempotencyRecord, (institution_id, key))
     record.status_code = status_code
     record.response = body
     session.flush()

@@ -56,9 +56,7 @@ def luhn_check_digit(digits: str) -> str:
 
 def luhn_is_valid(number: str) -> bool:
     return (
-        len(number) >= 2
-        and is_ascii_digits(number)
-        and luhn_check_digit(number[:-1]) == number[-1]
+        len(number) >= 2 and is_ascii_digits(number) and luhn_check_digit(number[:-1]) == number[-1]
     )
 
 

@@ -117,17 +117,11 @@ def run_idempotent(
         )
         if stored is not None:
             return stored.status_code, stored.body, True
-        idempotency.claim(
+        claimed = idempotency.claim(
             session, institution_id=principal.institution_id, key=key, request_fingerprint=print_
         )
         status, content = work(session)
-        idempotency.complete(
-            session,
-            institution_id=principal.institution_id,
-            key=key,
-            status_code=status,
-            body=content,
-        )
+        idempotency.complete(session, record=claimed, status_code=status, body=content)
         return status, content, False
 
     status, content, replayed = database.run(unit)

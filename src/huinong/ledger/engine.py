@@ -62,7 +62,20 @@ from huinong.ledger.types import (
 from huinong.money import MAX_FEN
 
 R = CreateTransferResult
-F = TransferFlags
+
+
+class F:
+    """The flag bits as plain ints: ``int & IntFlag`` takes the slow enum path, and this
+    module tests flags several times for every transfer of a batch."""
+
+    linked = int(TransferFlags.linked)
+    pending = int(TransferFlags.pending)
+    post_pending = int(TransferFlags.post_pending)
+    void_pending = int(TransferFlags.void_pending)
+    balancing_debit = int(TransferFlags.balancing_debit)
+    balancing_credit = int(TransferFlags.balancing_credit)
+
+
 NIL = uuid.UUID(int=0)
 MAX_ID = uuid.UUID(int=(1 << 128) - 1)
 MAX_TIMEOUT_SECONDS = 2**31 - 1
