@@ -213,11 +213,6 @@ def upgrade() -> None:
             name=op.f("fk_ledger_transfers_debit_account_id_ledger_accounts"),
         ),
         sa.ForeignKeyConstraint(
-            ["institution_id"],
-            ["institutions.id"],
-            name=op.f("fk_ledger_transfers_institution_id_institutions"),
-        ),
-        sa.ForeignKeyConstraint(
             ["pending_id"],
             ["ledger_transfers.id"],
             name=op.f("fk_ledger_transfers_pending_id_ledger_transfers"),
