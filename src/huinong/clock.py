@@ -1,36 +1,27 @@
 """The one source of "now".
 
 Code asks :func:`now` (UTC, timezone-aware) instead of ``datetime.now()`` so that tests and
-batch jobs can move time. :func:`frozen` pins the clock inside a ``with`` block; it is
-process-wide, which is what a test of expiry or of close of business wants.
+batch jobs (the demo's history, close of business) can set the time. :func:`frozen` pins the
+clock inside a ``with`` block; it is process-wide, which is what a test of expiry or of close
+of business wants.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 DISPLAY_TIMEZONE = ZoneInfo("Asia/Shanghai")
 
-_offset = timedelta(0)
 _pinned: datetime | None = None
 
 
 def now() -> datetime:
     if _pinned is not None:
         return _pinned
-    return datetime.now(UTC) + _offset
-
-
-def advance(delta: timedelta) -> None:
-    """Move the clock forward (tests of timeouts)."""
-    global _offset, _pinned
-    if _pinned is not None:
-        _pinned = _pinned + delta
-    else:
-        _offset += delta
+    return datetime.now(UTC)
 
 
 @contextmanager

@@ -34,10 +34,6 @@ class TransferFlags(IntFlag):
     balancing_credit = 1 << 5
 
 
-ALL_TRANSFER_FLAGS = 0b111111
-FLAG_NAMES = [flag.name for flag in TransferFlags if flag.value and flag.name]
-
-
 def flags_from_names(names: list[str] | tuple[str, ...]) -> TransferFlags:
     value = TransferFlags.none
     for name in names:
