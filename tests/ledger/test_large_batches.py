@@ -4,6 +4,7 @@ PostgreSQL) give exactly the results and balances of the reference model."""
 from __future__ import annotations
 
 import random
+import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -17,6 +18,18 @@ from huinong.ledger.verify import verify
 from tests.ledger.reference_model import LedgerModel, ModelAccount
 
 F = TransferFlags
+
+
+def _transfer(debit: uuid.UUID, credit: uuid.UUID, amount: int, flags: int = 0) -> TransferInput:
+    return TransferInput(
+        id=uuid7(),
+        debit_account_id=debit,
+        credit_account_id=credit,
+        amount=amount,
+        ledger="CNY",
+        code=1,
+        flags=flags,
+    )
 
 
 def test_a_full_batch_matches_the_reference_model(factory, institution):
@@ -55,44 +68,19 @@ def test_a_full_batch_matches_the_reference_model(factory, institution):
             )
         elif roll < 0.25:
             chain = [
-                TransferInput(
-                    id=uuid7(),
-                    debit_account_id=d,
-                    credit_account_id=c,
-                    amount=rng.randrange(1, 5_000),
-                    ledger="CNY",
-                    code=1,
-                    flags=F.linked,
-                )
+                _transfer(d, c, rng.randrange(1, 5_000), F.linked)
                 for d, c in (rng.sample(ids, 2) for _ in range(rng.randrange(2, 5)))
             ]
             chain[-1] = replace(chain[-1], flags=0)  # the last member closes the chain
             batch.extend(chain)
         elif roll < 0.35:
-            item = TransferInput(
-                id=uuid7(),
-                debit_account_id=debit,
-                credit_account_id=credit,
-                amount=rng.randrange(1, 10_000),
-                ledger="CNY",
-                code=1,
-                flags=F.pending,
-            )
+            item = _transfer(debit, credit, rng.randrange(1, 10_000), F.pending)
             pendings.append(item)
             batch.append(item)
         elif roll < 0.37 and batch:
             batch.append(rng.choice(batch))  # a repeat inside the batch
         else:
-            batch.append(
-                TransferInput(
-                    id=uuid7(),
-                    debit_account_id=debit,
-                    credit_account_id=credit,
-                    amount=rng.randrange(1, 10_000),
-                    ledger="CNY",
-                    code=1,
-                )
-            )
+            batch.append(_transfer(debit, credit, rng.randrange(1, 10_000)))
     batch = batch[:8190]
     if batch[-1].flags & F.linked:  # keep the last chain closed: an open one fails it all
         batch[-1] = replace(batch[-1], flags=0)
