@@ -12,8 +12,9 @@ of them. Batches of 1, 100 and 8,190 transfers.
   batch, in this process. Timed from the ready batch to the commit.
 * **HTTP**: a real uvicorn server (``uvicorn --factory huinong.api.app:create_app``) in a
   subprocess on 127.0.0.1; client processes keep one HTTP/1.1 connection each (``http.client``)
-  and POST ``/api/v1/ledger/transfers`` with ``X-Institution`` and a fresh
-  ``Idempotency-Key`` per request. Latency is per request, measured by the client.
+  and POST ``/api/v1/ledger/transfers`` with an administrator's bearer token and a fresh
+  ``Idempotency-Key`` per request (so authentication, authorisation and the audit record are
+  in every request's cost). Latency is per request, measured by the client.
 * **baseline**: what the database does with no rules at all, in this process: the same batch
   stored with one INSERT and the balances changed with one set-based UPDATE, no locks, no
   checks, no idempotency record. On PostgreSQL ``INSERT … SELECT FROM unnest(…)`` and
@@ -67,6 +68,7 @@ from huinong.ledger import service as ledger
 from huinong.ledger.types import AccountType, CreateTransferResult, TransferInput
 from huinong.ledger.verify import verify
 from huinong.migrations import upgrade
+from huinong.security.identities import service as identities
 
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/huinong_bench"
 BATCHES = (1, 100, 8190)
@@ -160,6 +162,29 @@ def open_accounts(url: str, backend: str, count: int) -> Workload:
     with engine.begin() as connection:
         connection.exec_driver_sql("ANALYZE")
     return Workload(url, backend, factory, institution.id, code, accounts)
+
+
+def access_token(work: Workload) -> str:
+    """A fresh administrator of the benchmark institution, signed in (tokens are short-lived,
+    so one per measurement)."""
+    username = f"bench{uuid.uuid4().hex[:8]}"
+    password = identities.generate_password()
+    with transaction(work.factory) as session:
+        identities.create_staff_user(
+            session,
+            institution_id=work.institution_id,
+            username=username,
+            display_name="基准测试",
+            roles=["admin"],
+            password=password,
+            must_change_password=False,
+        )
+    with transaction(work.factory) as session:
+        signed_in = identities.sign_in_staff(
+            session, institution_code=work.institution_code, username=username, password=password
+        )
+    assert isinstance(signed_in, identities.TokenPair)
+    return signed_in.access_token
 
 
 def make_batch(rng: random.Random, accounts: list[uuid.UUID], size: int) -> list[TransferInput]:
@@ -386,7 +411,7 @@ class Server:
 @dataclass(frozen=True)
 class ClientTask:
     port: int
-    institution_code: str
+    access_token: str
     accounts: list[str]
     size: int
     start_at: float  # time.time() when measuring starts (requests before it warm up)
@@ -399,7 +424,10 @@ def http_client(task: ClientTask) -> tuple[int, float, list[float], str | None]:
     latencies in ms of the measured requests, first error)."""
     rng = random.Random(task.seed)
     connection = http.client.HTTPConnection("127.0.0.1", task.port, timeout=120)
-    headers = {"Content-Type": "application/json", "X-Institution": task.institution_code}
+    headers = {
+        "Content-Type": "application/json",
+        "Authorization": f"Bearer {task.access_token}",
+    }
     transfers, latencies = 0, []
     first = last = None
     while True:
@@ -453,8 +481,9 @@ def measure_http(
     warmup = 1.5 if size < 8190 else 3.0
     start_at = time.time() + warmup
     stop_at = start_at + seconds
+    token = access_token(work)
     tasks = [
-        ClientTask(server.port, work.institution_code, names, size, start_at, stop_at, seed)
+        ClientTask(server.port, token, names, size, start_at, stop_at, seed)
         for seed in range(clients)
     ]
     outcomes = list(pool.map(http_client, tasks))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -27,6 +27,14 @@ from huinong.institutions.models import Institution
 from huinong.ledger import service as ledger
 from huinong.ledger.verify import verify
 from huinong.migrations import upgrade
+from huinong.security.identities import service as identities
+from huinong.security.principals import STAFF_ROLES
+
+# A fixed master key for the suite, and cheap password hashing: argon2id's real cost would
+# dominate a suite that signs in a few thousand users (the production cost is tested apart).
+os.environ.setdefault("HUINONG_MASTER_KEY", "000102030405060708090a0b0c0d0e0f")
+os.environ.setdefault("HUINONG_PASSWORD_HASH_MEMORY_KIB", "8")
+os.environ.setdefault("HUINONG_PASSWORD_HASH_TIME_COST", "1")
 
 POSTGRES_URL = os.environ.get("HUINONG_TEST_POSTGRES_URL")
 REQUIRE_POSTGRES = os.environ.get("HUINONG_REQUIRE_POSTGRES") == "1"
@@ -92,6 +100,43 @@ def new_institution(factory: sessionmaker[Session], prefix: str = "T") -> Instit
         institution = institutions.create_institution(session, code=code, name=f"测试银行 {code}")
         ledger.create_chart_of_accounts(session, institution_id=institution.id, ledger="CNY")
     return institution
+
+
+STAFF_PASSWORD = "Huinong-test-2026"
+
+
+def staff_token(
+    factory: sessionmaker[Session],
+    institution: Institution,
+    roles: Iterable[str] = STAFF_ROLES,
+    *,
+    username: str | None = None,
+) -> str:
+    """An access token of a new staff user of ``institution`` holding ``roles`` (signed in
+    through the service, as the sign-in route does)."""
+    username = username or f"s{next(_codes):05d}"
+    with transaction(factory) as session:
+        identities.create_staff_user(
+            session,
+            institution_id=institution.id,
+            username=username,
+            display_name=f"测试员 {username}",
+            roles=[str(role) for role in roles],
+            password=STAFF_PASSWORD,
+            must_change_password=False,
+        )
+    with transaction(factory) as session:
+        pair = identities.sign_in_staff(
+            session, institution_code=institution.code, username=username, password=STAFF_PASSWORD
+        )
+    assert isinstance(pair, identities.TokenPair), pair
+    return pair.access_token
+
+
+def staff_headers(
+    factory: sessionmaker[Session], institution: Institution, roles: Iterable[str] = STAFF_ROLES
+) -> dict[str, str]:
+    return {"Authorization": f"Bearer {staff_token(factory, institution, roles)}"}
 
 
 @pytest.fixture

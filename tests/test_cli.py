@@ -23,7 +23,9 @@ from huinong.institutions.models import Institution
 from huinong.ledger import service
 from huinong.ledger.chart import AccountCode
 from huinong.ledger.types import AccountType, TransferFlags, TransferInput
-from tests.conftest import new_institution
+from huinong.security.identities import service as identities
+from huinong.security.principals import Role
+from tests.conftest import new_institution, staff_token
 
 BEAN_CHECK = Path(sys.executable).with_name("bean-check")
 runner = CliRunner()
@@ -117,3 +119,47 @@ def test_ledger_verify_exit_code(factory, cli_database):
     assert "ledger verify: clean" in result.stdout
     everything = runner.invoke(app, ["ledger", "verify"])
     assert everything.exit_code == 0, everything.output
+
+
+def test_institution_create_makes_its_first_administrator(factory, cli_database):
+    code = f"CLI{uuid.uuid4().hex[:6].upper()}"
+    result = runner.invoke(app, ["institution", "create", code, "县农商银行", "--admin", "chief"])
+    assert result.exit_code == 0, result.output
+    password = result.output.split("one-time password")[1].split()[0]
+    with transaction(factory) as session:
+        signed_in = identities.sign_in_staff(
+            session, institution_code=code, username="chief", password=password
+        )
+    assert isinstance(signed_in, identities.TokenPair)
+    assert signed_in.must_change_password
+    assert signed_in.principal.roles == {Role.admin}
+    again = runner.invoke(app, ["institution", "create", code, "重复"])
+    assert again.exit_code == 1
+    assert "exists" in again.output
+
+
+def test_staff_reset_password_unlocks_and_forces_a_change(factory, cli_database):
+    institution = new_institution(factory)
+    staff_token(factory, institution, ["teller"], username="locked.out")
+    for _ in range(5):
+        with transaction(factory) as session:
+            identities.sign_in_staff(
+                session, institution_code=institution.code, username="locked.out", password="x"
+            )
+    listed = runner.invoke(app, ["staff", "list", "--institution", institution.code])
+    assert listed.exit_code == 0, listed.output
+    assert "locked.out" in listed.output and "(locked)" in listed.output
+    result = runner.invoke(
+        app, ["staff", "reset-password", "locked.out", "--institution", institution.code]
+    )
+    assert result.exit_code == 0, result.output
+    password = result.output.split("one-time password")[1].split()[0]
+    with transaction(factory) as session:
+        signed_in = identities.sign_in_staff(
+            session, institution_code=institution.code, username="locked.out", password=password
+        )
+    assert isinstance(signed_in, identities.TokenPair) and signed_in.must_change_password
+    missing = runner.invoke(
+        app, ["staff", "reset-password", "nobody", "--institution", institution.code]
+    )
+    assert missing.exit_code == 1 and "no staff user nobody" in missing.output

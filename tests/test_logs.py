@@ -7,7 +7,7 @@ import logging
 
 from huinong.logs import JsonFormatter, request_id_var
 from huinong.parties import rules
-from tests.conftest import new_institution
+from tests.conftest import new_institution, staff_headers
 
 
 def test_json_lines_carry_the_request_id():
@@ -27,7 +27,7 @@ def test_json_lines_carry_the_request_id():
 
 def test_no_personal_data_reaches_the_logs(client, factory, caplog):
     institution = new_institution(factory)
-    headers = {"X-Institution": institution.code, "X-Request-Id": "trace-me"}
+    headers = {**staff_headers(factory, institution), "X-Request-Id": "trace-me"}
     body = "37028119800101123"
     id_number = body + rules.resident_id_check_char(body)
     phone = "13912345678"

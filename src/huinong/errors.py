@@ -43,3 +43,21 @@ class Unauthenticated(HuinongError):
     """The caller did not say who they are (401)."""
 
     status = 401
+
+
+class Forbidden(HuinongError):
+    """The caller is known but may not do this (403): wrong role, suspended terminal, …"""
+
+    status = 403
+
+
+class TooManyRequests(HuinongError):
+    """The caller must wait before trying again (429): repeated failed sign-ins."""
+
+    status = 429
+
+
+class ServiceUnavailable(HuinongError):
+    """The platform cannot serve this now for a reason of its own setup (503)."""
+
+    status = 503

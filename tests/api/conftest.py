@@ -14,7 +14,7 @@ import itertools
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any, TypeVar
 
@@ -24,12 +24,17 @@ from httpx import Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from huinong.db import transaction
 from huinong.idempotency import IdempotencyRecord
-from huinong.institutions.models import Office
+from huinong.institutions import service as institutions
+from huinong.institutions.models import Institution, Office
+from huinong.ledger import service as ledger
 from huinong.ledger.models import Account, PendingTransfer, Transfer
 from huinong.parties.models import Customer
 from huinong.parties.rules import resident_id_check_char
 from huinong.payments.models import Payment
+from huinong.security.principals import STAFF_ROLES, Role
+from tests.conftest import staff_token
 
 API = "/api/v1"
 PROBLEM = "application/problem+json"
@@ -106,16 +111,29 @@ def assert_problem(
 
 @dataclass
 class Bank:
-    """One institution as its staff see it over the API."""
+    """One institution as one of its staff users sees it over the API (by default a user who
+    holds every staff role; ``as_role`` gives the view of a user with only the roles named)."""
 
     client: TestClient
     factory: sessionmaker[Session]
     code: str
     id: uuid.UUID
+    token: str = ""
+    username: str = ""
 
     @property
     def headers(self) -> dict[str, str]:
-        return {"X-Institution": self.code}
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def as_role(self, *roles: Role | str) -> Bank:
+        """The same bank seen by a new staff user holding exactly ``roles``."""
+        username = f"u{next(_serial):05d}"
+        token = staff_token(self.factory, self._institution(), roles, username=username)
+        return replace(self, token=token, username=username)
+
+    def _institution(self) -> Institution:
+        with self.factory() as session:
+            return institutions.get_institution(session, institution_id=self.id)
 
     def get(self, path: str, **params: Any) -> Response:
         return self.client.get(API + path, headers=self.headers, params=params or None)
@@ -248,10 +266,13 @@ def snapshot(factory: sessionmaker[Session], institution_id: uuid.UUID) -> dict[
 
 
 def new_bank(client: TestClient, factory: sessionmaker[Session], prefix: str = "API") -> Bank:
+    """A fresh institution (created the platform's way, as ``huinong institution create``
+    does) seen by a staff user holding every staff role."""
     code = f"{prefix}{next(_serial):04d}{uuid.uuid4().hex[:6].upper()}"
-    response = client.post(f"{API}/institutions", json={"code": code, "name": f"测试农商行 {code}"})
-    assert response.status_code == 201, response.text
-    return Bank(client, factory, code, uuid.UUID(response.json()["id"]))
+    with transaction(factory) as session:
+        institution = institutions.create_institution(session, code=code, name=f"测试农商行 {code}")
+        ledger.create_chart_of_accounts(session, institution_id=institution.id, ledger="CNY")
+    return Bank(client, factory, code, institution.id).as_role(*sorted(STAFF_ROLES))
 
 
 @pytest.fixture

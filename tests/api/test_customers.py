@@ -11,7 +11,7 @@ from tests.api.conftest import Bank, assert_problem, resident_id
 
 
 def masked(number: str) -> str:
-    return number[:3] + "*" * (len(number) - 7) + number[-4:]
+    return number[:6] + "*" * (len(number) - 10) + number[-4:]
 
 
 def test_create_customer_with_valid_resident_id_is_masked(bank: Bank) -> None:
@@ -31,7 +31,7 @@ def test_create_customer_with_valid_resident_id_is_masked(bank: Bank) -> None:
     created = response.json()
     assert created["kind"] == "individual"
     assert created["name"] == "王小明"
-    assert created["id_number_masked"] == "110***********002X"
+    assert created["id_number_masked"] == "110105********002X"
     assert created["phone_masked"] == "138****8000"
     assert set(created) == {"id", "kind", "name", "id_number_masked", "phone_masked", "created_at"}
     for secret in (number, number.lower(), "13800138000", "19491231"):

@@ -17,18 +17,38 @@ def test_health(client: TestClient) -> None:
     assert response.headers["x-request-id"]
 
 
-def test_missing_institution_header_is_401(client: TestClient) -> None:
+def test_missing_credentials_are_401(client: TestClient) -> None:
     for path in ("/institution", "/offices", "/customers", "/ledger/accounts", "/ledger/transfers"):
         response = client.get(API + path)
-        assert_problem(response, 401, "auth.institution_required", "X-Institution")
-    response = client.get(API + "/customers", headers={"X-Institution": ""})
-    assert_problem(response, 401, "auth.institution_required", "X-Institution")
+        assert_problem(response, 401, "auth.required", "Authorization")
+    response = client.get(API + "/customers", headers={"Authorization": ""})
+    assert_problem(response, 401, "auth.required", "Authorization")
 
 
-def test_unknown_institution_is_404(client: TestClient, bank: Bank) -> None:
-    for code in ("NO-SUCH-BANK", bank.code.lower(), bank.code + "X", "' OR 1=1 --"):
-        response = client.get(API + "/customers", headers={"X-Institution": code})
-        assert_problem(response, 404, "institutions.not_found", "code")
+@pytest.mark.parametrize(
+    "header",
+    [
+        "Bearer",
+        "Basic dXNlcjpwYXNz",
+        "Bearer not-a-token",
+        "Bearer v1.e30.AAAA",
+        "Bearer ' OR 1=1 --",
+        "Bearer v2.eyJzaWQiOiIwIn0.AAAA",
+    ],
+)
+def test_malformed_or_forged_tokens_are_401(client: TestClient, header: str) -> None:
+    response = client.get(API + "/customers", headers={"Authorization": header})
+    assert_problem(response, 401, field="Authorization")
+    assert response.json()["code"] in {"auth.token_invalid", "auth.required"}
+
+
+def test_a_token_with_a_tampered_payload_is_401(bank: Bank) -> None:
+    prefix, payload, mac = bank.token.split(".")
+    tampered = payload[:-2] + ("A" if payload[-2] != "A" else "B") + payload[-1]
+    response = bank.client.get(
+        API + "/customers", headers={"Authorization": f"Bearer {prefix}.{tampered}.{mac}"}
+    )
+    assert_problem(response, 401, "auth.token_invalid", "Authorization")
 
 
 def test_unknown_route_is_problem_json(client: TestClient) -> None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 
 from huinong.db import transaction
 from huinong.errors import Conflict, InvalidInput, NotFound
 from huinong.institutions import service
-from huinong.institutions.models import OfficeKind
+from huinong.institutions.models import Institution, OfficeKind
 
 
 def test_office_tree(factory, institution):
@@ -68,3 +69,21 @@ def test_institution_codes_are_unique(factory, institution):
         found = service.get_institution_by_code(session, code=institution.code)
     assert found.id == institution.id
     assert found.business_date is not None
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"code": "lower", "name": "x"}, "code"),
+        ({"code": "A", "name": "x"}, "code"),
+        ({"code": "A" * 33, "name": "x"}, "code"),
+        ({"code": "ÄB", "name": "x"}, "code"),
+        ({"code": "OKCODE", "name": "   "}, "name"),
+    ],
+)
+def test_invalid_institution_is_refused(factory, fields, field):
+    with pytest.raises(InvalidInput) as raised, transaction(factory) as session:
+        service.create_institution(session, **fields)
+    assert raised.value.field == field
+    with factory() as session:
+        assert session.scalar(select(Institution).where(Institution.code == fields["code"])) is None

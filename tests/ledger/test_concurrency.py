@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from huinong.api.app import create_app
 from huinong.config import Settings
 from huinong.ledger.verify import verify
-from tests.conftest import new_institution
+from tests.conftest import new_institution, staff_token
 
 pytestmark = pytest.mark.slow
 
@@ -54,7 +54,7 @@ ITEM_RESULTS = {"ok", "exceeds_credits", "exceeds_debits", "linked_event_failed"
 class Server:
     host: str
     port: int
-    institution: str
+    token: str
     institution_id: uuid.UUID
 
     def connect(self) -> http.client.HTTPConnection:
@@ -87,7 +87,7 @@ def server(backend: str, database_url: str, factory: sessionmaker[Session]) -> I
         assert time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.01)
     try:
-        yield Server("127.0.0.1", port, institution.code, institution.id)
+        yield Server("127.0.0.1", port, staff_token(factory, institution), institution.id)
     finally:
         uv.should_exit = True
         thread.join(timeout=30)
@@ -102,7 +102,7 @@ def call(
     path: str,
     body: Any = None,
 ) -> tuple[int, Any]:
-    headers = {"X-Institution": server.institution, "Accept": "application/json"}
+    headers = {"Authorization": f"Bearer {server.token}", "Accept": "application/json"}
     payload = None
     if body is not None:
         payload = json.dumps(body).encode()

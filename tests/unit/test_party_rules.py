@@ -1,4 +1,4 @@
-"""Resident ID numbers, credit codes, phones and masks."""
+"""Resident ID numbers, credit codes and phones (masks: tests/unit/test_masking.py)."""
 
 from __future__ import annotations
 
@@ -44,8 +44,9 @@ def test_phone():
             rules.check_phone(bad)
 
 
-def test_masks():
-    assert rules.mask_id_number(VALID_ID) == "110***********002X"
-    assert rules.mask_phone("13800138000") == "138****8000"
-    assert rules.mask_name("欧阳娜娜") == "欧***"
-    assert rules.mask_name("张") == "张"
+def test_normalise_id_number_for_lookup():
+    assert rules.normalise_id_number(" " + VALID_ID.lower() + " ") == VALID_ID
+    assert rules.normalise_id_number("91350100m000100y43") == "91350100M000100Y43"
+    with pytest.raises(InvalidInput) as raised:
+        rules.normalise_id_number("110105194912310021")
+    assert raised.value.field == "id_number"

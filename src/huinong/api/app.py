@@ -1,5 +1,6 @@
 """The application factory: routers wired once, errors as problem+json, a request id on
-every response and every log line, and the timer that voids expired pending transfers."""
+every response and every log line, every ``/api/v1`` route behind the permission table, and
+the timers that void expired pending transfers and seal the audit trail."""
 
 from __future__ import annotations
 
@@ -11,17 +12,31 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from huinong import __version__
 from huinong.api import problems
-from huinong.api.deps import Database
-from huinong.api.routes import customers, institutions, ledger, payments
+from huinong.api.deps import API_PREFIX, Database, SessionCache, authorize
+from huinong.api.routes import (
+    audit,
+    auth,
+    consent,
+    customers,
+    institutions,
+    ledger,
+    payments,
+    staff,
+    terminals,
+)
+from huinong.api.terminal_auth import TerminalResponseSigning
+from huinong.api.throttle import FailureThrottle
 from huinong.config import Settings, get_settings
 from huinong.db import make_engine, make_session_factory, run_in_transaction
 from huinong.ledger import service as ledger_service
 from huinong.logs import request_id_var
+from huinong.security.audit import service as audit_service
+from huinong.security.identities.senders import ConsoleSender, OneTimeCodeSender
 
 log = logging.getLogger("huinong.api")
 
@@ -100,22 +115,37 @@ async def _sweep_forever(database: Database, interval: float) -> None:
             log.exception("pending-transfer sweep failed")
 
 
-def create_app(settings: Settings | None = None, *, database_url: str | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    database_url: str | None = None,
+    otp_sender: OneTimeCodeSender | None = None,
+) -> FastAPI:
     settings = settings or get_settings()
     engine = make_engine(database_url or settings.database_url)
     database = Database(make_session_factory(engine))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        task = None
+        tasks = []
         if settings.pending_sweep_interval_seconds > 0:
-            task = asyncio.create_task(
-                _sweep_forever(database, settings.pending_sweep_interval_seconds)
+            tasks.append(
+                asyncio.create_task(
+                    _sweep_forever(database, settings.pending_sweep_interval_seconds)
+                )
+            )
+        if settings.audit_seal_interval_seconds > 0:
+            tasks.append(
+                asyncio.create_task(
+                    audit_service.seal_forever(
+                        database.factory, settings.audit_seal_interval_seconds
+                    )
+                )
             )
         try:
             yield
         finally:
-            if task is not None:
+            for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -127,15 +157,30 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         lifespan=lifespan,
     )
     app.state.database = database
+    app.state.settings = settings
     app.state.engine = engine
-    app.state.principals = {}
     problems.install(app)
-    for module in (institutions, ledger, customers, payments):
-        app.include_router(module.router, prefix="/api/v1")
+    app.state.sessions = SessionCache()
+    app.state.sign_in_throttle = FailureThrottle()
+    app.state.otp_sender = otp_sender or ConsoleSender()
+    for module in (
+        auth,
+        institutions,
+        staff,
+        ledger,
+        customers,
+        payments,
+        terminals,
+        consent,
+        audit,
+    ):
+        app.include_router(module.router, prefix=API_PREFIX, dependencies=[Depends(authorize)])
 
     @app.get("/health", tags=["meta"])
     def health() -> dict[str, Any]:
         return {"status": "ok", "version": __version__}
 
+    # Added first, so it runs inside the request-id middleware: signed answers carry the id.
+    app.add_middleware(TerminalResponseSigning)
     app.add_middleware(RequestIdMiddleware)
     return app

@@ -1,15 +1,26 @@
-"""Request dependencies: the database, the principal's institution, idempotent execution.
+"""Request dependencies: the database, who is calling and whether they may, idempotent execution.
 
-Until the security issue adds authentication, the principal is named by the
-``X-Institution`` header (an institution code) and the server binds 127.0.0.1 only. The
-institution always comes from the principal, never from a request body.
+Every route under ``/api/v1`` is guarded by ``authorize``: it finds the route's row in the
+permission table (``huinong.security.permissions``), lets public routes through, and
+otherwise needs a principal whose roles the row grants (401 without one, 403 with the wrong
+roles). The principal comes from one of two credentials:
+
+* ``Authorization: Bearer <access token>`` — a staff user or a customer signed in with
+  ``/api/v1/auth/...``; the token names a sign-in session, read as it is now (a revoked
+  session or a changed role counts at once on this worker, and within
+  ``SESSION_CACHE_SECONDS`` on the others);
+* an SM2-signed terminal request (``X-Terminal-Id`` and the other signature headers; see
+  ``huinong.security.terminals.signing``).
+
+The institution always comes from the credential, never from the request.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Header, Request
@@ -20,10 +31,23 @@ from sqlalchemy.orm import Session, sessionmaker
 from huinong import idempotency
 from huinong.api.responses import FastJSONResponse
 from huinong.db import run_in_transaction
-from huinong.errors import Unauthenticated
-from huinong.institutions import service as institutions
+from huinong.errors import Forbidden, Unauthenticated
+from huinong.security import permissions
+from huinong.security.audit import service as audit
+from huinong.security.identities import service as identities
+from huinong.security.principals import Principal
 
 T = TypeVar("T")
+
+SESSION_CACHE_SECONDS = 1.0
+# What a principal that must change its password may still do.
+PASSWORD_CHANGE_ROUTES = frozenset(
+    {
+        ("POST", "/api/v1/auth/password"),
+        ("GET", "/api/v1/auth/me"),
+        ("POST", "/api/v1/auth/sign-out"),
+    }
+)
 
 
 @dataclass
@@ -35,15 +59,30 @@ class Database:
         return run_in_transaction(self.factory, work)
 
 
-@dataclass(frozen=True)
-class Principal:
-    institution_id: uuid.UUID
-    institution_code: str
-    currency: str
+@dataclass
+class SessionCache:
+    """Principals of recently seen sign-in sessions, for ``SESSION_CACHE_SECONDS``: spares a
+    database round trip on every request of a busy session."""
+
+    entries: dict[uuid.UUID, tuple[float, Principal]] = field(default_factory=dict)
+
+    def get(self, session_id: uuid.UUID) -> Principal | None:
+        entry = self.entries.get(session_id)
+        if entry is None or entry[0] < time.monotonic():
+            return None
+        return entry[1]
+
+    def put(self, session_id: uuid.UUID, principal: Principal) -> None:
+        if len(self.entries) > 10_000:
+            self.entries.clear()
+        self.entries[session_id] = (time.monotonic() + SESSION_CACHE_SECONDS, principal)
+
+    def forget(self, session_id: uuid.UUID) -> None:
+        self.entries.pop(session_id, None)
 
 
 # The dependencies are ``async``: FastAPI runs a plain ``def`` dependency in the thread pool,
-# one hop each per request; these do no blocking work but for a principal's first lookup.
+# one hop each per request; these do no blocking work but for a session's first lookup.
 
 
 async def get_database(request: Request) -> Database:
@@ -53,31 +92,84 @@ async def get_database(request: Request) -> Database:
 DatabaseDep = Annotated[Database, Depends(get_database)]
 
 
-async def current_principal(
-    request: Request,
-    database: DatabaseDep,
-    x_institution: Annotated[
-        str | None, Header(description="code of the caller's institution (until auth lands)")
-    ] = None,
-) -> Principal:
-    if not x_institution:
+def bearer_token(request: Request) -> str:
+    header = request.headers.get("authorization")
+    if not header:
         raise Unauthenticated(
-            "auth.institution_required",
-            "send the X-Institution header with your institution's code",
-            field="X-Institution",
+            "auth.required",
+            "sign in (POST /api/v1/auth/sign-in) and send Authorization: Bearer <access token>",
+            field="Authorization",
         )
-    cache: dict[str, Principal] = request.app.state.principals
-    principal = cache.get(x_institution)
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated(
+            "auth.token_invalid",
+            "the Authorization header must read: Bearer <access token>",
+            field="Authorization",
+        )
+    return token.strip()
+
+
+async def _from_bearer(request: Request, database: Database) -> tuple[uuid.UUID, Principal]:
+    token = bearer_token(request)
+    session_id = identities.session_id_of(token)
+    cache: SessionCache = request.app.state.sessions
+    principal = cache.get(session_id)
     if principal is None:
-        institution = await run_in_threadpool(
-            database.run, lambda s: institutions.get_institution_by_code(s, code=x_institution)
+        principal = await run_in_threadpool(
+            database.run,
+            lambda s: identities.principal_for_session(s, session_id=session_id),
         )
-        principal = Principal(institution.id, institution.code, institution.currency)
-        cache[x_institution] = principal
+        cache.put(session_id, principal)
+    return session_id, principal
+
+
+async def current_principal(request: Request, database: DatabaseDep) -> Principal:
+    known: Principal | None = getattr(request.state, "principal", None)
+    if known is not None:
+        return known
+    if "x-terminal-id" in request.headers:
+        from huinong.api.terminal_auth import authenticate_terminal
+
+        principal = await authenticate_terminal(request, database)
+        request.state.session_id = None
+    else:
+        request.state.session_id, principal = await _from_bearer(request, database)
+    request.state.principal = principal
     return principal
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
+
+
+API_PREFIX = "/api/v1"
+
+
+def route_key(request: Request) -> tuple[str, str]:
+    """(method, path template) as the permission table names the route. Routers are mounted
+    under ``API_PREFIX``; FastAPI may keep an included route's path relative to it."""
+    route = request.scope.get("route")
+    method = "GET" if request.method == "HEAD" else request.method
+    path: str = getattr(route, "path", request.url.path)
+    if not path.startswith(API_PREFIX + "/"):
+        path = API_PREFIX + path
+    return method, path
+
+
+async def authorize(request: Request, database: DatabaseDep) -> None:
+    """The guard of every ``/api/v1`` route: the permission table, row by row."""
+    method, path = route_key(request)
+    if permissions.is_public(method, path):
+        return
+    principal = await current_principal(request, database)
+    if principal.must_change_password and (method, path) not in PASSWORD_CHANGE_ROUTES:
+        raise Forbidden(
+            "auth.password_change_required",
+            "change the password an administrator set first (POST /api/v1/auth/password)",
+        )
+    if not principal.has_any(permissions.allowed_roles(method, path)):
+        held = ", ".join(sorted(principal.roles)) or "none"
+        raise Forbidden("auth.forbidden", f"your roles ({held}) do not allow {method} {path}")
 
 
 async def idempotency_key(
@@ -100,13 +192,17 @@ def run_idempotent(
     key: str,
     body: BaseModel | None,
     work: Callable[[Session], tuple[int, Any]],
+    action: str,
+    object_type: str,
 ) -> FastJSONResponse:
     """Run a money-moving use case once per Idempotency-Key.
 
     The key is claimed (inserted) before the use case runs, so a concurrent request with the
     same key waits for this one and then sees its outcome; the response is stored in the use
     case's own transaction, so it exists exactly when the effects do. A replay returns it with
-    ``Idempotent-Replayed: true``.
+    ``Idempotent-Replayed: true``. The movement is audited (``action`` on ``object_type``,
+    the object's id taken from the response) in the same transaction; a replay moves nothing
+    and is not.
     """
     payload = body.model_dump_json().encode() if body is not None else b""
     print_ = idempotency.fingerprint(request.method, request.url.path, payload)
@@ -122,6 +218,16 @@ def run_idempotent(
         )
         status, content = work(session)
         idempotency.complete(session, record=claimed, status_code=status, body=content)
+        audit.record(
+            session,
+            action=action,
+            institution_id=principal.institution_id,
+            actor=principal,
+            object_type=object_type,
+            object_id=str(content["id"]) if isinstance(content, dict) and "id" in content else None,
+            outcome="ok" if status < 400 else "failed",
+            detail={"idempotency_key": key, "status": status},
+        )
         return status, content, False
 
     status, content, replayed = database.run(unit)

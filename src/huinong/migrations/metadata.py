@@ -8,5 +8,10 @@ from huinong.institutions import models as _institutions  # noqa: F401
 from huinong.ledger import models as _ledger  # noqa: F401
 from huinong.parties import models as _parties  # noqa: F401
 from huinong.payments import models as _payments  # noqa: F401
+from huinong.security.audit import models as _audit  # noqa: F401
+from huinong.security.consent import models as _consent  # noqa: F401
+from huinong.security.identities import models as _identities  # noqa: F401
+from huinong.security.personal_data import models as _personal_data  # noqa: F401
+from huinong.security.terminals import models as _terminals  # noqa: F401
 
 metadata = Base.metadata

@@ -1,5 +1,11 @@
-"""The customer table. ID-document numbers and phones are stored plainly for now; the
-security issue encrypts them (SM4-GCM) and adds a keyed blind index. Responses mask them."""
+"""The customer table.
+
+Identity-document numbers and phones (JR/T 0171 class C2) are never stored in plain: each is
+an SM4-GCM ciphertext bound to its row and column (``huinong.security.personal_data``), with a
+keyed SM3 blind index beside it for exact lookup. The index carries the uniqueness of the ID
+number within an institution; phones are indexed but not unique (a household may share one).
+``data_key_version`` names the data key both ciphertexts of the row are under.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +13,11 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String
+from sqlalchemy import CheckConstraint, ForeignKey, Index, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from huinong.db import Base, UTCDateTime
+from huinong.security.personal_data.models import DATA_KEY_VERSION, encrypted
 
 
 class CustomerKind(StrEnum):
@@ -29,8 +36,13 @@ class Customer(Base):
     institution_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("institutions.id"))
     kind: Mapped[str] = mapped_column(String(16))
     name: Mapped[str] = mapped_column(String(200))
-    id_number: Mapped[str] = mapped_column(String(32))
-    phone: Mapped[str | None] = mapped_column(String(20))
+    id_number_ciphertext: Mapped[bytes] = mapped_column(LargeBinary, info=encrypted("id_number"))
+    id_number_index: Mapped[str] = mapped_column(String(64))
+    phone_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary, info=encrypted("phone"))
+    phone_index: Mapped[str | None] = mapped_column(String(64))
+    data_key_version: Mapped[int] = mapped_column(
+        ForeignKey("security_data_keys.version"), info=DATA_KEY_VERSION
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     __table_args__ = (
@@ -39,5 +51,13 @@ class Customer(Base):
             "'collective')",
             name="kind",
         ),
-        Index("ix_customers_institution_id_number", "institution_id", "id_number", unique=True),
+        CheckConstraint("(phone_ciphertext is null) = (phone_index is null)", name="phone_indexed"),
+        Index(
+            "ix_customers_institution_id_number_index",
+            "institution_id",
+            "id_number_index",
+            unique=True,
+        ),
+        Index("ix_customers_institution_phone_index", "institution_id", "phone_index"),
+        Index("ix_customers_data_key_version", "data_key_version"),
     )

@@ -6,7 +6,9 @@
   18 characters with a MOD 31 check character.
 * Mainland mobile numbers: 11 digits starting with 1[3-9].
 
-Masks keep just enough for a person to recognise their own number.
+The values are normalised here (trimmed, upper-cased, separators removed) before anything is
+encrypted or indexed: the blind index matches exact bytes, so a lookup must normalise the
+same way as the write did. Masks live in ``huinong.security.personal_data.masking``.
 """
 
 from __future__ import annotations
@@ -71,6 +73,19 @@ def check_id_number(kind: str, number: str) -> str:
     return number
 
 
+def normalise_id_number(number: str) -> str:
+    """A document number of any kind as it is stored and indexed, for an exact lookup: a
+    resident identity card number or a unified social credit code."""
+    number = number.strip().upper()
+    if not (is_valid_resident_id(number) or is_valid_uscc(number)):
+        raise InvalidInput(
+            "parties.invalid_id_number",
+            "not a valid resident identity card number or unified social credit code",
+            field="id_number",
+        )
+    return number
+
+
 def check_phone(phone: str | None) -> str | None:
     if phone is None:
         return None
@@ -82,16 +97,3 @@ def check_phone(phone: str | None) -> str | None:
             field="phone",
         )
     return phone
-
-
-def mask_id_number(number: str) -> str:
-    return number[:3] + "*" * (len(number) - 7) + number[-4:] if len(number) > 7 else "****"
-
-
-def mask_phone(phone: str | None) -> str | None:
-    return None if phone is None else phone[:3] + "****" + phone[-4:]
-
-
-def mask_name(name: str) -> str:
-    """张三 -> 张*, 欧阳娜娜 -> 欧***: the surname stays, the rest is hidden."""
-    return name[:1] + "*" * (len(name) - 1) if len(name) > 1 else name

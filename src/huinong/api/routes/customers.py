@@ -1,39 +1,92 @@
-"""Customers (parties). Identifiers are masked in every response."""
+"""Customers (parties). Identifiers are masked in every response, names by the caller's role.
+
+Who sees what is the policy in ``huinong.security.personal_data.masking``; this module only
+applies it. A lookup by ID number or phone is a POST with the identifier in the body, so it
+never lands in an access log or a proxy's URL history. The full ID number or phone is
+disclosed only by ``POST /customers/{id}/reveal``, to the roles the policy names, with a
+stated purpose.
+
+Every use case here reads or writes personal data and leaves an audit record in its own
+transaction (``customers.created``, ``.read``, ``.listed``, ``.looked_up``,
+``.identifiers_revealed``): ids, counts and codes only, never a value. A refused reveal is
+recorded too, with outcome ``denied``.
+"""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
+from sqlalchemy.orm import Session
 
 from huinong.api.deps import DatabaseDep, PrincipalDep
 from huinong.api.pagination import decode_id, encode_id
-from huinong.parties import rules, service
+from huinong.errors import Forbidden
+from huinong.parties import service
 from huinong.parties.models import Customer
-from huinong.parties.schemas import CustomerCreate, CustomerPage, CustomerRead
+from huinong.parties.schemas import (
+    CustomerCreate,
+    CustomerLookup,
+    CustomerMatches,
+    CustomerPage,
+    CustomerRead,
+    CustomerReveal,
+    CustomerRevealed,
+)
+from huinong.security.audit import service as audit
+from huinong.security.personal_data import masking
+from huinong.security.principals import Principal, Role
 
 router = APIRouter(tags=["customers"])
 
 
-def customer_read(customer: Customer) -> CustomerRead:
+def _audit(
+    session: Session,
+    principal: Principal,
+    action: str,
+    *,
+    customer_id: uuid.UUID | None = None,
+    outcome: str = "ok",
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """Every read of personal data is audited (JR/T 0171; issue 3 §6): ids and codes only."""
+    audit.record(
+        session,
+        action=action,
+        institution_id=principal.institution_id,
+        actor=principal,
+        object_type="customer",
+        object_id=None if customer_id is None else str(customer_id),
+        outcome=outcome,
+        detail=detail,
+    )
+
+
+def customer_read(session: Session, customer: Customer, roles: Iterable[Role]) -> CustomerRead:
+    roles = frozenset(roles)
+    identifiers = service.identifiers(session, customer)
     return CustomerRead(
         id=customer.id,
         kind=customer.kind,  # type: ignore[arg-type]
-        name=customer.name,
-        id_number_masked=rules.mask_id_number(customer.id_number),
-        phone_masked=rules.mask_phone(customer.phone),
+        name=masking.present("name", customer.name, roles) or "",
+        id_number_masked=masking.mask_id_number(identifiers.id_number),
+        phone_masked=masking.mask_phone(identifiers.phone),
         created_at=customer.created_at,
     )
 
 
 @router.post("/customers", status_code=201, response_model=CustomerRead)
 def create_customer(body: CustomerCreate, principal: PrincipalDep, database: DatabaseDep) -> Any:
-    return database.run(
-        lambda s: customer_read(
-            service.create_customer(s, institution_id=principal.institution_id, **body.model_dump())
+    def work(s: Session) -> CustomerRead:
+        customer = service.create_customer(
+            s, institution_id=principal.institution_id, **body.model_dump()
         )
-    )
+        _audit(s, principal, "customers.created", customer_id=customer.id)
+        return customer_read(s, customer, principal.roles)
+
+    return database.run(work)
 
 
 @router.get("/customers", response_model=CustomerPage)
@@ -44,25 +97,90 @@ def list_customers(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> Any:
     after = decode_id(cursor)
-    items = database.run(
-        lambda s: [
-            customer_read(c)
-            for c in service.list_customers(
-                s, institution_id=principal.institution_id, after=after, limit=limit
-            )
-        ]
-    )
+
+    def work(s: Session) -> list[CustomerRead]:
+        found = service.list_customers(
+            s, institution_id=principal.institution_id, after=after, limit=limit
+        )
+        _audit(s, principal, "customers.listed", detail={"returned": len(found)})
+        return [customer_read(s, c, principal.roles) for c in found]
+
+    items = database.run(work)
     return CustomerPage(
         items=items, next_cursor=encode_id(items[-1].id) if len(items) == limit else None
     )
 
 
+@router.post("/customers/lookup", response_model=CustomerMatches)
+def lookup_customers(body: CustomerLookup, principal: PrincipalDep, database: DatabaseDep) -> Any:
+    """Find customers by exactly one of ID number (at most one match) or mobile number."""
+
+    def work(s: Session) -> list[CustomerRead]:
+        found = service.lookup_customers(
+            s, institution_id=principal.institution_id, id_number=body.id_number, phone=body.phone
+        )
+        by = "id_number" if body.id_number is not None else "phone"
+        _audit(s, principal, "customers.looked_up", detail={"by": by, "returned": len(found)})
+        return [customer_read(s, c, principal.roles) for c in found]
+
+    return CustomerMatches(items=database.run(work))
+
+
 @router.get("/customers/{customer_id}", response_model=CustomerRead)
 def get_customer(customer_id: uuid.UUID, principal: PrincipalDep, database: DatabaseDep) -> Any:
-    return database.run(
-        lambda s: customer_read(
-            service.get_customer(
-                s, institution_id=principal.institution_id, customer_id=customer_id
+    def work(s: Session) -> CustomerRead:
+        customer = service.get_customer(
+            s, institution_id=principal.institution_id, customer_id=customer_id
+        )
+        _audit(s, principal, "customers.read", customer_id=customer.id)
+        return customer_read(s, customer, principal.roles)
+
+    return database.run(work)
+
+
+@router.post("/customers/{customer_id}/reveal", response_model=CustomerRevealed)
+def reveal_customer(
+    customer_id: uuid.UUID, body: CustomerReveal, principal: PrincipalDep, database: DatabaseDep
+) -> Any:
+    """The full ID number and/or phone, for a stated purpose (JR/T 0171 minimum necessary use).
+
+    The roles allowed per field are the masking policy's; a field the caller may not see
+    refuses the whole request (403), so a caller never gets less than it asked for silently.
+    """
+    fields = sorted(set(body.fields))
+    detail = {"fields": fields, "purpose": str(body.purpose)}
+    refused = [f for f in fields if not masking.may_reveal(f, principal.roles)]
+    if refused:
+        # The attempt is recorded before it is refused: a pattern of them is what an auditor
+        # looks for.
+        database.run(
+            lambda s: _audit(
+                s,
+                principal,
+                "customers.identifiers_revealed",
+                customer_id=customer_id,
+                outcome="denied",
+                detail=detail,
             )
         )
-    )
+        raise Forbidden(
+            "security.reveal_not_allowed",
+            f"your roles may not see a customer's full {', '.join(refused)}",
+            field="fields",
+        )
+
+    def work(s: Session) -> CustomerRevealed:
+        customer = service.get_customer(
+            s, institution_id=principal.institution_id, customer_id=customer_id
+        )
+        _audit(
+            s, principal, "customers.identifiers_revealed", customer_id=customer.id, detail=detail
+        )
+        identifiers = service.identifiers(s, customer)
+        return CustomerRevealed(
+            id=customer.id,
+            id_number=identifiers.id_number if "id_number" in body.fields else None,
+            phone=identifiers.phone if "phone" in body.fields else None,
+        )
+
+    return database.run(work)

@@ -1,4 +1,9 @@
-"""Institutions and their office trees."""
+"""The caller's institution and its office tree.
+
+Creating an institution is a platform operation, not an institution's: it is done on the
+server with ``huinong institution create`` (which also creates the institution's first
+administrator), never over this API.
+"""
 
 from __future__ import annotations
 
@@ -7,35 +12,12 @@ from fastapi import APIRouter
 from huinong.api.deps import DatabaseDep, PrincipalDep
 from huinong.institutions import service
 from huinong.institutions.schemas import (
-    InstitutionCreate,
     InstitutionRead,
     OfficeCreate,
     OfficeRead,
 )
-from huinong.ledger import service as ledger
 
 router = APIRouter(tags=["institutions"])
-
-
-@router.post("/institutions", status_code=201, response_model=InstitutionRead)
-def create_institution(body: InstitutionCreate, database: DatabaseDep) -> InstitutionRead:
-    """Create an institution (法人机构) with its standard chart of accounts."""
-
-    def unit(session):  # type: ignore[no-untyped-def]
-        institution = service.create_institution(session, **body.model_dump())
-        ledger.create_chart_of_accounts(
-            session, institution_id=institution.id, ledger=institution.currency
-        )
-        return InstitutionRead.model_validate(institution)
-
-    return database.run(unit)
-
-
-@router.get("/institutions", response_model=list[InstitutionRead])
-def list_institutions(database: DatabaseDep) -> list[InstitutionRead]:
-    return database.run(
-        lambda s: [InstitutionRead.model_validate(i) for i in service.list_institutions(s)]
-    )
 
 
 @router.get("/institution", response_model=InstitutionRead)

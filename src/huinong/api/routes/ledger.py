@@ -212,7 +212,14 @@ def create_transfers(
         }
 
     return run_idempotent(
-        request=request, database=database, principal=principal, key=key, body=body, work=work
+        request=request,
+        database=database,
+        principal=principal,
+        key=key,
+        body=body,
+        work=work,
+        action="ledger.create_transfers",
+        object_type="transfer_batch",
     )
 
 

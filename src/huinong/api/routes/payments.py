@@ -122,6 +122,8 @@ class MoneyMove:
             key=self.key,
             body=body,
             work=work,
+            action=f"payments.{use_case.__name__}",
+            object_type="payment",
         )
 
 

@@ -6,22 +6,28 @@ progress bar; errors print what to do and exit non-zero.
 
 from __future__ import annotations
 
-import logging
 import sys
-import uuid
 from datetime import date
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from huinong import logs
+from huinong.cli import audit, consent, keys, staff, terminals
+from huinong.cli.common import (
+    console,
+    err,
+    fail,
+    institution_id_by_code,
+    log,
+    progress_bar,
+    session_factory,
+)
 from huinong.config import get_settings
-from huinong.db import make_engine, make_session_factory, run_in_transaction
+from huinong.db import run_in_transaction
 from huinong.errors import HuinongError
 from huinong.institutions import service as institutions
 from huinong.institutions.models import OfficeKind
@@ -39,41 +45,11 @@ app.add_typer(demo_app, name="demo")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(institution_app, name="institution")
 app.add_typer(office_app, name="office")
-
-console = Console()
-err = Console(stderr=True)
-log = logging.getLogger("huinong")
-
-
-def _factory() -> sessionmaker[Session]:
-    return make_session_factory(make_engine(get_settings().database_url))
-
-
-def _fail(message: str, code: int = 1) -> None:
-    err.print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(code)
-
-
-def _institution_id(factory: sessionmaker[Session], code: str | None) -> uuid.UUID | None:
-    if code is None:
-        return None
-    try:
-        return run_in_transaction(
-            factory, lambda s: institutions.get_institution_by_code(s, code=code).id
-        )
-    except HuinongError as exc:
-        _fail(f"{exc.message} (list them with `huinong institution list`)")
-        raise
-
-
-def progress_bar() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-    )
+app.add_typer(staff.app, name="staff")
+app.add_typer(keys.app, name="keys")
+app.add_typer(terminals.app, name="terminal")
+app.add_typer(audit.app, name="audit")
+app.add_typer(consent.app, name="consent")
 
 
 @app.command()
@@ -81,23 +57,21 @@ def serve(
     port: Annotated[int, typer.Option(help="TCP port")] = 0,
     reload: Annotated[bool, typer.Option(help="restart on code changes")] = False,
 ) -> None:
-    """Serve the API (OpenAPI docs at /docs). Binds 127.0.0.1 only until authentication
-    arrives with the security issue."""
+    """Serve the API (OpenAPI docs at /docs) on HUINONG_HOST (127.0.0.1 by default)."""
     import uvicorn
+
+    from huinong.security import keyring
 
     settings = get_settings()
     logs.configure(json_lines=settings.environment == "production", level=settings.log_level)
-    host = "127.0.0.1"
-    if settings.host != host:
-        log.warning("HUINONG_HOST=%s ignored: the API has no authentication yet", settings.host)
-    log.info(
-        "serving on http://%s:%d (127.0.0.1 only: no authentication yet); docs at /docs",
-        host,
-        port or settings.port,
-    )
+    try:
+        keyring.master_key()  # fail now, not at the first request that needs a key
+    except HuinongError as exc:
+        fail(exc.message)
+    log.info("serving on http://%s:%d; docs at /docs", settings.host, port or settings.port)
     uvicorn.run(
         "huinong.api.asgi:app",
-        host=host,
+        host=settings.host,
         port=port or settings.port,
         reload=reload,
         log_config=None,
@@ -130,7 +104,7 @@ def demo_load(
     """Load a demo county rural commercial bank: offices, customers, accounts, history."""
     from huinong import demo
 
-    factory = _factory()
+    factory = session_factory()
     if if_empty and not demo.is_empty(factory):
         console.print("the database holds data already; demo not loaded")
         return
@@ -149,15 +123,15 @@ def ledger_verify(
     """Check every ledger invariant; exit 1 naming the offending ids."""
     from huinong.ledger.verify import verify
 
-    factory = _factory()
-    institution_id = _institution_id(factory, institution)
+    factory = session_factory()
+    institution_id = institution_id_by_code(factory, institution)
     problems = run_in_transaction(factory, lambda s: verify(s, institution_id=institution_id))
     if not problems:
         console.print("[green]ledger verify: clean[/]")
         return
     for problem in problems:
         err.print(f"[red]{problem}[/]")
-    _fail(f"{len(problems)} problem(s) found")
+    fail(f"{len(problems)} problem(s) found")
 
 
 @ledger_app.command("export")
@@ -172,9 +146,9 @@ def ledger_export(
     from huinong.ledger.export import write_beancount
 
     if format != "beancount":
-        _fail(f"unknown format {format!r}; use --format beancount")
-    factory = _factory()
-    institution_id = _institution_id(factory, institution)
+        fail(f"unknown format {format!r}; use --format beancount")
+    factory = session_factory()
+    institution_id = institution_id_by_code(factory, institution)
     with factory() as session:
         if output is None:
             write_beancount(session, out=sys.stdout, institution_id=institution_id)
@@ -189,7 +163,7 @@ def ledger_sweep() -> None:
     """Void pending transfers whose timeout has passed."""
     from huinong.ledger import service as ledger
 
-    factory = _factory()
+    factory = session_factory()
     total = 0
     with err.status("voiding expired pending transfers…") as status:
         while True:
@@ -207,9 +181,14 @@ def institution_create(
     name: str,
     currency: Annotated[str, typer.Option()] = "CNY",
     business_date: Annotated[str | None, typer.Option(help="YYYY-MM-DD")] = None,
+    admin: Annotated[str, typer.Option(help="username of its first administrator")] = "admin",
 ) -> None:
-    """Create an institution with its chart of accounts."""
+    """Create an institution with its chart of accounts and its first administrator, whose
+    one-time password is printed once and must be changed at the first sign-in."""
     from huinong.ledger import service as ledger
+    from huinong.security.identities import service as identities
+
+    password = identities.generate_password()
 
     def unit(session: Session) -> str:
         institution = institutions.create_institution(
@@ -222,20 +201,32 @@ def institution_create(
         ledger.create_chart_of_accounts(
             session, institution_id=institution.id, ledger=institution.currency
         )
+        identities.create_staff_user(
+            session,
+            institution_id=institution.id,
+            username=admin,
+            display_name=f"{name} administrator",
+            roles=["admin"],
+            password=password,
+        )
         return str(institution.id)
 
     try:
-        new_id = run_in_transaction(_factory(), unit)
+        new_id = run_in_transaction(session_factory(), unit)
     except HuinongError as exc:
-        _fail(exc.message)
+        fail(exc.message)
     console.print(f"institution {code} created ({new_id})")
+    console.print(
+        f"administrator [bold]{admin}[/], one-time password [bold]{password}[/] "
+        "(shown once; it must be changed at the first sign-in)"
+    )
 
 
 @institution_app.command("list")
 def institution_list() -> None:
     """List institutions."""
     rows = run_in_transaction(
-        _factory(),
+        session_factory(),
         lambda s: [
             (i.code, i.name, i.currency, i.business_date.isoformat())
             for i in institutions.list_institutions(s)
@@ -256,8 +247,8 @@ def office_create(
     parent: Annotated[str | None, typer.Option(help="parent office code")] = None,
 ) -> None:
     """Create an office (head, branch or outlet)."""
-    factory = _factory()
-    institution_id = _institution_id(factory, institution)
+    factory = session_factory()
+    institution_id = institution_id_by_code(factory, institution)
     assert institution_id is not None
     try:
         run_in_transaction(
@@ -272,15 +263,15 @@ def office_create(
             ),
         )
     except HuinongError as exc:
-        _fail(exc.message)
+        fail(exc.message)
     console.print(f"office {code} created")
 
 
 @office_app.command("list")
 def office_list(institution: Annotated[str, typer.Option(help="institution code")]) -> None:
     """List the offices of an institution."""
-    factory = _factory()
-    institution_id = _institution_id(factory, institution)
+    factory = session_factory()
+    institution_id = institution_id_by_code(factory, institution)
     assert institution_id is not None
     rows = run_in_transaction(
         factory,

@@ -1,0 +1,118 @@
+"""Who may call what: one declared table, route by route.
+
+Each row names a route as the API serves it (method and path template) and the roles that
+may call it. A route missing from the table is refused to everyone, so a new route is closed
+until someone decides who may use it; a test checks that the table and the application's
+routes agree row for row. Auditors read the table at ``GET /api/v1/security/permissions``.
+
+Roles decide *which routes*; the principal's institution decides *which rows*: every query
+filters on it, so a role here never reaches another institution's data.
+"""
+
+from __future__ import annotations
+
+from huinong.security.principals import STAFF_ROLES, Role
+
+A = Role
+
+# Routes anyone may call, signed in or not.
+PUBLIC: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("GET", "/health"),
+        ("GET", "/openapi.json"),
+        ("GET", "/docs"),
+        ("GET", "/docs/oauth2-redirect"),
+        ("GET", "/redoc"),
+        ("POST", "/api/v1/auth/sign-in"),
+        ("POST", "/api/v1/auth/refresh"),
+        ("POST", "/api/v1/auth/customer/one-time-code"),
+        ("POST", "/api/v1/auth/customer/sign-in"),
+    }
+)
+
+EVERYONE = frozenset(Role)
+BACK_OFFICE_READERS = frozenset({A.admin, A.auditor, A.risk_officer})
+CUSTOMER_READERS = frozenset(
+    {A.admin, A.teller, A.account_manager, A.approver, A.risk_officer, A.auditor}
+)
+
+PERMISSIONS: dict[tuple[str, str], frozenset[Role]] = {
+    # signed-in callers
+    ("GET", "/api/v1/auth/me"): EVERYONE,
+    ("POST", "/api/v1/auth/sign-out"): EVERYONE,
+    ("POST", "/api/v1/auth/password"): EVERYONE - {A.customer},
+    # institutions and offices
+    ("GET", "/api/v1/institution"): STAFF_ROLES,
+    ("GET", "/api/v1/offices"): STAFF_ROLES,
+    ("POST", "/api/v1/offices"): frozenset({A.admin}),
+    # staff users and the permission table
+    ("GET", "/api/v1/staff-users"): frozenset({A.admin, A.auditor}),
+    ("POST", "/api/v1/staff-users"): frozenset({A.admin}),
+    ("GET", "/api/v1/staff-users/{user_id}"): frozenset({A.admin, A.auditor}),
+    ("PUT", "/api/v1/staff-users/{user_id}/roles"): frozenset({A.admin}),
+    ("POST", "/api/v1/staff-users/{user_id}/unlock"): frozenset({A.admin}),
+    ("POST", "/api/v1/staff-users/{user_id}/disable"): frozenset({A.admin}),
+    ("POST", "/api/v1/customer-credentials"): frozenset({A.admin, A.teller}),
+    ("GET", "/api/v1/security/permissions"): frozenset({A.admin, A.auditor}),
+    # ledger (back office)
+    ("POST", "/api/v1/ledger/accounts"): frozenset({A.admin}),
+    ("GET", "/api/v1/ledger/accounts"): BACK_OFFICE_READERS,
+    ("GET", "/api/v1/ledger/accounts/{account_id}"): BACK_OFFICE_READERS,
+    ("GET", "/api/v1/ledger/accounts/{account_id}/balance"): BACK_OFFICE_READERS,
+    ("GET", "/api/v1/ledger/accounts/{account_id}/statement"): BACK_OFFICE_READERS,
+    ("POST", "/api/v1/ledger/transfers"): frozenset({A.admin}),
+    ("GET", "/api/v1/ledger/transfers"): BACK_OFFICE_READERS,
+    ("GET", "/api/v1/ledger/transfers/{transfer_id}"): BACK_OFFICE_READERS,
+    # customers
+    ("POST", "/api/v1/customers"): frozenset({A.admin, A.teller, A.account_manager}),
+    ("GET", "/api/v1/customers"): CUSTOMER_READERS,
+    ("GET", "/api/v1/customers/{customer_id}"): CUSTOMER_READERS,
+    ("POST", "/api/v1/customers/lookup"): CUSTOMER_READERS,
+    # full ID number / phone, per field as personal_data.masking.REVEALABLE says
+    ("POST", "/api/v1/customers/{customer_id}/reveal"): frozenset(
+        {A.teller, A.account_manager, A.risk_officer}
+    ),
+    # deposit accounts and payments
+    ("POST", "/api/v1/deposit-accounts"): frozenset({A.admin, A.teller}),
+    ("GET", "/api/v1/deposit-accounts/{account_number}"): CUSTOMER_READERS | {A.agent},
+    ("POST", "/api/v1/deposit-accounts/{account_number}/close"): frozenset({A.admin, A.teller}),
+    ("POST", "/api/v1/cash-deposits"): frozenset({A.teller}),
+    ("POST", "/api/v1/cash-withdrawals"): frozenset({A.teller}),
+    ("POST", "/api/v1/transfers"): frozenset({A.teller, A.agent, A.partner}),
+    ("POST", "/api/v1/payments/{payment_id}/reversal"): frozenset({A.admin, A.approver}),
+    ("GET", "/api/v1/payments/{payment_id}"): CUSTOMER_READERS | {A.agent, A.partner},
+    # terminals
+    ("POST", "/api/v1/terminals"): frozenset({A.admin}),
+    ("GET", "/api/v1/terminals"): BACK_OFFICE_READERS,
+    ("GET", "/api/v1/terminals/self"): frozenset({A.agent, A.buyer}),
+    ("GET", "/api/v1/terminals/{terminal_id}"): BACK_OFFICE_READERS,
+    ("POST", "/api/v1/terminals/{terminal_id}/activate"): frozenset({A.admin}),
+    ("POST", "/api/v1/terminals/{terminal_id}/suspend"): frozenset({A.admin}),
+    ("POST", "/api/v1/terminals/{terminal_id}/revoke"): frozenset({A.admin}),
+    ("POST", "/api/v1/terminals/{terminal_id}/keys"): frozenset({A.admin}),
+    ("PUT", "/api/v1/terminals/{terminal_id}/geofence"): frozenset({A.admin}),
+    ("DELETE", "/api/v1/terminals/{terminal_id}/geofence"): frozenset({A.admin}),
+    ("GET", "/api/v1/terminal-alerts"): BACK_OFFICE_READERS,
+    ("GET", "/api/v1/platform-key"): STAFF_ROLES,
+    # consent
+    ("POST", "/api/v1/customers/{customer_id}/consents"): frozenset({A.teller, A.account_manager}),
+    ("GET", "/api/v1/customers/{customer_id}/consents"): frozenset(
+        {A.teller, A.account_manager, A.auditor}
+    ),
+    ("POST", "/api/v1/consents/{consent_id}/revocation"): frozenset({A.teller, A.account_manager}),
+    ("POST", "/api/v1/consents/check"): frozenset(
+        {A.teller, A.account_manager, A.approver, A.risk_officer, A.auditor}
+    ),
+    # audit
+    ("GET", "/api/v1/audit-records"): frozenset({A.auditor}),
+    ("GET", "/api/v1/audit/verification"): frozenset({A.auditor}),
+}
+
+
+def allowed_roles(method: str, path: str) -> frozenset[Role]:
+    """The roles that may call a route; empty for a route nobody has been granted."""
+    return PERMISSIONS.get((method, path), frozenset())
+
+
+def is_public(method: str, path: str) -> bool:
+    return (method, path) in PUBLIC

@@ -1,0 +1,245 @@
+"""Institution isolation, route by route: nobody of institution A — a user holding every
+staff role, a partner system — can read or change anything of institution B.
+
+Institution B is given one of everything (a customer, a funded deposit account, a payment, a
+ledger account and transfer, an office, a staff user, a terminal, a consent). Then every
+guarded route of the OpenAPI document is called as A's callers, with B's identifiers in the
+path and in the body wherever the route takes one. Each answer must be a refusal or hold
+nothing of B's, and at the end B's data must be exactly as they were. A route whose path
+names an object this test does not know fails the test, so a new route must join it.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from httpx import Response
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from huinong.security.crypto import SM2PrivateKey
+from huinong.security.identities.models import SignInSession, StaffUser
+from huinong.security.principals import Role
+from huinong.security.terminals.client import TerminalClient, UnsignedResponse
+from tests.api.conftest import API, Bank, new_bank, resident_id, snapshot, transfer
+from tests.api.test_consent_api import body as consent_body
+from tests.api.test_route_permissions import GUARDED
+from tests.api.test_terminals import enrol, platform_key
+
+PARAMETER = re.compile(r"\{([a-z_]+)\}")
+
+
+@dataclass
+class Victim:
+    bank: Bank
+    ids: dict[str, str]  # path parameter name -> B's object
+    secrets: set[str]  # strings of B's that must never appear in an answer to A
+
+    def state(self) -> dict[str, Any]:
+        return {**snapshot(self.bank.factory, self.bank.id), **_security_counts(self.bank)}
+
+
+def _security_counts(bank: Bank) -> dict[str, Any]:
+    with bank.factory() as session:
+        users = session.execute(
+            select(StaffUser.id, StaffUser.status, StaffUser.failed_sign_ins)
+            .where(StaffUser.institution_id == bank.id)
+            .order_by(StaffUser.id)
+        ).all()
+        sessions = session.scalar(
+            select(func.count())
+            .select_from(SignInSession)
+            .where(SignInSession.institution_id == bank.id, SignInSession.revoked_at.is_(None))
+        )
+    return {"staff_users": [tuple(u) for u in users], "live_sessions": sessions}
+
+
+def victim_of(client: TestClient, factory: sessionmaker[Session]) -> Victim:
+    bank = new_bank(client, factory, prefix="VIC")
+    office = bank.ok(bank.post("/offices", {"code": "HQ", "name": "总行", "kind": "head"}), 201)
+    id_number, phone = resident_id(), "13811112222"
+    customer = bank.customer(name="受害人", id_number=id_number, phone=phone)
+    account = bank.funded_account(50_000)
+    payment = bank.deposit(account["account_number"], 1_000)
+    vault = bank.system_account(1001)
+    ledger_account = bank.open_ledger_account(name="B ledger account")
+    moved = bank.transfers(transfer(vault["id"], ledger_account["id"], 500))
+    assert moved[0]["result"] == "ok"
+    teller = bank.as_role(Role.teller)
+    users = bank.ok(bank.get("/staff-users", limit=500))["items"]
+    user_id = next(u["id"] for u in users if u["username"] == teller.username)
+    terminal = bank.ok(
+        bank.post(
+            "/terminals",
+            {
+                "code": "B-POS1",
+                "kind": "pos",
+                "binding_kind": "service_point",
+                "binding_reference": "SP-1",
+                "public_key": SM2PrivateKey.generate().public_key.to_hex(),
+            },
+        ),
+        201,
+    )
+    consent = bank.ok(bank.post(f"/customers/{customer['id']}/consents", consent_body()), 201)
+    ids = {
+        "id_number": id_number,
+        "phone": phone,
+        "consent_id": consent["id"],
+        "terminal_id": terminal["id"],
+        "customer_id": customer["id"],
+        "account_number": account["account_number"],
+        "account_id": ledger_account["id"],
+        "transfer_id": moved[0]["id"],
+        "payment_id": payment["id"],
+        "user_id": user_id,
+        "office_id": office["id"],
+    }
+    secrets = {
+        id_number,
+        phone,
+        id_number[:6] + "********" + id_number[-4:],
+        consent["id"],
+        terminal["id"],
+        "B-POS1",
+        bank.code,
+        str(bank.id),
+        customer["id"],
+        account["id"],
+        ledger_account["id"],
+        moved[0]["id"],
+        payment["id"],
+        user_id,
+        office["id"],
+        teller.username,
+    }
+    return Victim(bank, ids, secrets)
+
+
+def bodies(victim: Victim, attacker: Bank) -> dict[tuple[str, str], Callable[[], Any]]:
+    """Request bodies that reach for B's objects, per write route."""
+    ids = victim.ids
+    own = attacker.system_account(1001)["id"]
+    return {
+        ("POST", f"{API}/deposit-accounts"): lambda: {"customer_id": ids["customer_id"]},
+        ("POST", f"{API}/cash-deposits"): lambda: {
+            "account_number": ids["account_number"],
+            "amount": 100,
+        },
+        ("POST", f"{API}/cash-withdrawals"): lambda: {
+            "account_number": ids["account_number"],
+            "amount": 100,
+        },
+        ("POST", f"{API}/transfers"): lambda: {
+            "from_account_number": ids["account_number"],
+            "to_account_number": ids["account_number"],
+            "amount": 100,
+        },
+        ("POST", f"{API}/ledger/transfers"): lambda: {
+            "transfers": [
+                transfer(ids["account_id"], own, 100),
+                transfer(own, ids["account_id"], 100),
+            ]
+        },
+        ("POST", f"{API}/customer-credentials"): lambda: {
+            "customer_id": ids["customer_id"],
+            "phone": "13900000000",
+            "password": "Nongshang-2026!",
+        },
+        ("PUT", f"{API}/staff-users/{{user_id}}/roles"): lambda: {"roles": ["admin"]},
+        ("POST", f"{API}/customers/{{customer_id}}/consents"): consent_body,
+        ("POST", f"{API}/customers/lookup"): lambda: {"id_number": ids["id_number"]},
+        ("POST", f"{API}/customers/{{customer_id}}/reveal"): lambda: {
+            "fields": ["id_number", "phone"],
+            "purpose": "contract_signing",
+        },
+        ("POST", f"{API}/consents/check"): lambda: {
+            "customer_id": ids["customer_id"],
+            "category": "contact",
+            "purpose": "village_credit_campaign",
+        },
+        ("POST", f"{API}/payments/{{payment_id}}/reversal"): lambda: {"memo": "steal"},
+        ("POST", f"{API}/terminals/{{terminal_id}}/keys"): lambda: {
+            "public_key": SM2PrivateKey.generate().public_key.to_hex()
+        },
+        ("PUT", f"{API}/terminals/{{terminal_id}}/geofence"): lambda: {
+            "latitude": "30",
+            "longitude": "120",
+            "radius_metres": 500,
+        },
+    }
+
+
+def fill(path: str, ids: dict[str, str]) -> str:
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1)
+        assert name in ids, f"the isolation test has no object of B's for {{{name}}}: add one"
+        return ids[name]
+
+    return PARAMETER.sub(value, path)
+
+
+ATTACKERS = ["all_staff_roles", "partner", "terminal"]
+Send = Callable[[str, str, Any], Response]
+
+
+def attacker_for(kind: str, bank: Bank) -> Send:
+    """How institution A's caller of ``kind`` sends a request."""
+    if kind == "terminal":
+        enrolled = enrol(bank)
+        terminal = TerminalClient(
+            bank.client,
+            terminal_id=enrolled.id,
+            key_serial=1,
+            private_key=enrolled.key,
+            platform_public_key=platform_key(bank),
+        )
+
+        def signed(method: str, url: str, body: Any) -> Response:
+            headers = {"Idempotency-Key": str(uuid.uuid4())}
+            try:
+                return terminal.request(method, url, json=body, headers=headers)
+            except UnsignedResponse as refused:
+                return refused.response
+
+        return signed
+    caller = bank if kind == "all_staff_roles" else bank.as_role(Role.partner)
+
+    def bearer(method: str, url: str, body: Any) -> Response:
+        headers = {**caller.headers, "Idempotency-Key": str(uuid.uuid4())}
+        return bank.client.request(method, url, headers=headers, json=body)
+
+    return bearer
+
+
+@pytest.mark.parametrize("attacker_kind", ATTACKERS)
+def test_nothing_of_another_institution_is_reachable(
+    client: TestClient, factory: sessionmaker[Session], bank: Bank, attacker_kind: str
+) -> None:
+    victim = victim_of(client, factory)
+    bank.funded_account(10_000)  # A has objects too, so "not found" is not "empty"
+    send = attacker_for(attacker_kind, bank)
+    before = victim.state()
+    write_bodies = bodies(victim, bank)
+    reached = []
+    for method, path in GUARDED:
+        if path in {f"{API}/auth/sign-out"}:
+            continue  # ends the attacker's own session; covered in test_auth
+        target = fill(path, victim.ids)
+        body = write_bodies.get((method, path), lambda: {})() if method != "GET" else None
+        response = send(method, target, body)
+        assert response.status_code < 500, (method, path, response.text)
+        leaked = sorted(s for s in victim.secrets if s in response.text)
+        # Account numbers are numbered per institution, so B's number may also be one of A's
+        # own accounts: there the answer must simply hold nothing of B's (its id included).
+        named_b = any(name != "account_number" for name in PARAMETER.findall(path))
+        if leaked or (named_b and response.status_code < 300):
+            reached.append((method, path, response.status_code, leaked))
+    assert reached == []
+    assert victim.state() == before
