@@ -5,8 +5,9 @@ SQLite and PostgreSQL. PostgreSQL runs when ``HUINONG_TEST_POSTGRES_URL`` is set
 those tests are skipped with the reason printed, and ``HUINONG_REQUIRE_POSTGRES=1`` (CI) turns
 the skip into a failure. Tests isolate themselves by creating their own institution (tenancy
 is the isolation), so nothing is truncated between tests, and at the end of the session
-``ledger verify`` must be clean on every backend that ran. On PostgreSQL each test process
-migrates a schema of its own (``huinong_test_<pid>``) and drops it at the end.
+``ledger verify`` and ``audit verify`` must be clean on every backend that ran. On PostgreSQL
+each test process migrates a schema of its own (``huinong_test_<pid>``) and drops it at the
+end.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from huinong.institutions.models import Institution
 from huinong.ledger import service as ledger
 from huinong.ledger.verify import verify
 from huinong.migrations import upgrade
+from huinong.security.audit import service as audit
 from huinong.security.identities import service as identities
 from huinong.security.principals import STAFF_ROLES
 
@@ -147,10 +149,16 @@ def institution(factory: sessionmaker[Session]) -> Institution:
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     failures = []
     for name, engine in _engines.items():
-        with make_session_factory(engine)() as db:
+        factory = make_session_factory(engine)
+        with factory() as db:
             problems = verify(db)
         if problems:
             failures.append(f"{name}: " + "; ".join(str(p) for p in problems[:20]))
+        audit.seal_all(factory)
+        with factory() as db:
+            findings = audit.verify(db)
+        if findings:
+            failures.append(f"{name} audit: " + "; ".join(str(f) for f in findings[:20]))
         engine.dispose()
     if "postgresql" in _engines and POSTGRES_URL:
         admin = make_engine(POSTGRES_URL)
@@ -158,10 +166,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             connection.execute(text(f"DROP SCHEMA IF EXISTS {_PG_SCHEMA} CASCADE"))
         admin.dispose()
     if failures:
-        print("\nledger verify found problems after the suite:\n" + "\n".join(failures))
+        print("\nledger or audit verify found problems after the suite:\n" + "\n".join(failures))
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     elif _engines:
-        print(f"\nledger verify clean on: {', '.join(sorted(_engines))}")
+        print(f"\nledger verify and audit verify clean on: {', '.join(sorted(_engines))}")
 
 
 @pytest.fixture

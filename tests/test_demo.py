@@ -5,10 +5,12 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from huinong import demo
+from huinong.db import transaction
 from huinong.institutions.models import Institution, Office
 from huinong.ledger.models import Account, Transfer
 from huinong.ledger.verify import verify
 from huinong.payments.models import Payment
+from huinong.security.identities import service as identities
 
 
 def test_demo_bank_has_offices_customers_and_history(factory):
@@ -39,3 +41,10 @@ def test_demo_bank_has_offices_customers_and_history(factory):
         ).one()
         assert (last - first).days >= 60  # the history is spread over months
         assert verify(session, institution_id=iid) == []
+    for username, _, roles, _ in demo.DEMO_STAFF:
+        with transaction(factory) as session:
+            signed_in = identities.sign_in_staff(
+                session, institution_code=code, username=username, password=demo.DEMO_PASSWORD
+            )
+        assert isinstance(signed_in, identities.TokenPair), signed_in
+        assert signed_in.principal.roles == set(roles)

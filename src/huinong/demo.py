@@ -1,7 +1,8 @@
 """The demo institution: a county rural commercial bank with some history.
 
 ``huinong demo load`` (and ``make run`` on an empty database) creates 示范县农村商业银行 with a
-head office, branches and outlets, its chart of accounts and opening capital in the vault,
+head office, branches and outlets, a staff user for each kind of work (``DEMO_STAFF``, all with
+the published ``DEMO_PASSWORD``), its chart of accounts and opening capital in the vault,
 a few hundred customers (farmers with valid resident ID numbers, shops with unified social
 credit codes), their deposit accounts, and ninety days of teller cash, transfers with fees and
 a few reversals. Everything goes through the same services as the API, one transaction per
@@ -38,6 +39,7 @@ from huinong.parties import service as parties
 from huinong.parties.models import CustomerKind
 from huinong.payments import service as payments
 from huinong.payments.codes import TransferCode
+from huinong.security.identities import service as identities
 
 DEMO_CODE = "DEMO-RCB"
 DEMO_NAME = "示范县农村商业银行 Demo County Rural Commercial Bank"
@@ -59,6 +61,17 @@ SURNAMES = "王李张刘陈杨赵黄周吴徐孙胡朱高林何郭马罗梁宋�
 GIVEN = "建国秀英桂兰志强海燕春华玉梅德胜丽娟金凤永红立新淑珍文军小平红梅长青国庆"
 SHOPS = ("农资店", "百货超市", "蓝莓合作社", "粮油店", "家庭农场", "果品收购站", "养殖场")
 AREA_CODES = ("370281", "370282", "370283", "370211")
+# Demo sign-ins, one per kind of staff work. The password is published in the README: these
+# users exist only in a demo database, never in a real institution.
+DEMO_PASSWORD = "Demo-2026!"
+DEMO_STAFF: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
+    ("admin", "系统管理员 Administrator", ("admin",), "HQ"),
+    ("teller", "柜员 Teller", ("teller",), "CG-01"),
+    ("manager", "客户经理 Account manager", ("account_manager",), "DZ-02"),
+    ("approver", "审批员 Approver", ("approver",), "HQ"),
+    ("risk", "风险经理 Risk officer", ("risk_officer",), "HQ"),
+    ("auditor", "审计员 Auditor", ("auditor",), "HQ"),
+)
 T = TypeVar("T")
 
 
@@ -121,14 +134,27 @@ def load(
             business_date=clock.local_date(clock.now()),
         )
         ledger.create_chart_of_accounts(session, institution_id=institution.id, ledger="CNY")
-        for code, name, kind, parent in OFFICES:
-            institutions.create_office(
+        offices = {
+            code: institutions.create_office(
                 session,
                 institution_id=institution.id,
                 code=code,
                 name=name,
                 kind=kind,
                 parent_code=parent,
+            ).id
+            for code, name, kind, parent in OFFICES
+        }
+        for username, display_name, roles, office in DEMO_STAFF:
+            identities.create_staff_user(
+                session,
+                institution_id=institution.id,
+                username=username,
+                display_name=display_name,
+                roles=roles,
+                password=DEMO_PASSWORD,
+                office_id=offices[office],
+                must_change_password=False,
             )
         vault = ledger.system_account(
             session, institution_id=institution.id, code=AccountCode.cash_in_vault

@@ -110,9 +110,14 @@ def demo_load(
         return
     with progress_bar() as progress:
         code = demo.load(factory, customers=customers, seed=seed, progress=progress)
+    users = ", ".join(username for username, *_ in demo.DEMO_STAFF)
     console.print(
-        f"demo institution [bold]{code}[/] loaded; try "
-        f"`curl -H 'X-Institution: {code}' http://127.0.0.1:8000/api/v1/offices`"
+        f"demo institution [bold]{code}[/] loaded; staff users {users}, "
+        f"password [bold]{demo.DEMO_PASSWORD}[/] (demo only). Sign in with\n"
+        f"  curl -X POST http://127.0.0.1:8000/api/v1/auth/sign-in "
+        f"-H 'Content-Type: application/json' "
+        f'-d \'{{"institution": "{code}", "username": "teller", '
+        f'"password": "{demo.DEMO_PASSWORD}"}}\''
     )
 
 

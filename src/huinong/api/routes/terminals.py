@@ -107,6 +107,7 @@ def enrol_terminal(body: TerminalCreate, principal: PrincipalDep, database: Data
             public_key=body.public_key,
             label=body.label,
             fence=fence,
+            actor=principal,
         )
         return _read(session, terminal)
 
@@ -179,7 +180,11 @@ def _transition(
         lambda s: _read(
             s,
             service.change_status(
-                s, institution_id=principal.institution_id, terminal_id=terminal_id, target=target
+                s,
+                institution_id=principal.institution_id,
+                terminal_id=terminal_id,
+                target=target,
+                actor=principal,
             ),
         )
     )
@@ -217,6 +222,7 @@ def rotate_terminal_key(
             institution_id=principal.institution_id,
             terminal_id=terminal_id,
             public_key=body.public_key,
+            actor=principal,
         )
         return _read(
             session,
@@ -238,7 +244,11 @@ def set_terminal_geofence(
         lambda s: _read(
             s,
             service.set_geofence(
-                s, institution_id=principal.institution_id, terminal_id=terminal_id, fence=fence
+                s,
+                institution_id=principal.institution_id,
+                terminal_id=terminal_id,
+                fence=fence,
+                actor=principal,
             ),
         )
     )
@@ -252,7 +262,11 @@ def remove_terminal_geofence(
         lambda s: _read(
             s,
             service.set_geofence(
-                s, institution_id=principal.institution_id, terminal_id=terminal_id, fence=None
+                s,
+                institution_id=principal.institution_id,
+                terminal_id=terminal_id,
+                fence=None,
+                actor=principal,
             ),
         )
     )

@@ -27,6 +27,7 @@ import re
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -36,6 +37,7 @@ from huinong.config import get_settings
 from huinong.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
 from huinong.ids import uuid7
 from huinong.institutions import service as institutions
+from huinong.security.audit import service as audit
 from huinong.security.crypto import CryptoError, SM2PublicKey
 from huinong.security.principals import Principal, PrincipalKind
 from huinong.security.terminals import geofence, rules, signing
@@ -140,6 +142,20 @@ def _check_key_unused(session: Session, institution_id: uuid.UUID, key: SM2Publi
     return fingerprint
 
 
+def _audit(
+    session: Session, action: str, terminal: Terminal, actor: Principal | None, **detail: Any
+) -> None:
+    audit.record(
+        session,
+        action=action,
+        institution_id=terminal.institution_id,
+        actor=actor,
+        object_type="terminal",
+        object_id=str(terminal.id),
+        detail=detail or None,
+    )
+
+
 def enrol_terminal(
     session: Session,
     *,
@@ -151,6 +167,7 @@ def enrol_terminal(
     public_key: str,
     label: str | None = None,
     fence: geofence.Fence | None = None,
+    actor: Principal | None = None,
 ) -> Terminal:
     """Register a device, pending, with its first public key (serial 1)."""
     code = rules.check_code(code)
@@ -194,6 +211,7 @@ def enrol_terminal(
         )
     )
     session.flush()
+    _audit(session, "terminals.enrolled", terminal, actor, binding=str(terminal.binding_kind))
     return terminal
 
 
@@ -264,6 +282,7 @@ def change_status(
     institution_id: uuid.UUID,
     terminal_id: uuid.UUID,
     target: TerminalStatus,
+    actor: Principal | None = None,
 ) -> Terminal:
     """Activate, suspend or revoke a terminal (see ``rules.ALLOWED_TRANSITIONS``). The next
     signed request sees the new status: nothing about a terminal's standing is cached."""
@@ -275,11 +294,17 @@ def change_status(
     )
     terminal.status_changed_at = clock.now()
     session.flush()
+    _audit(session, f"terminals.{target}", terminal, actor)
     return terminal
 
 
 def rotate_key(
-    session: Session, *, institution_id: uuid.UUID, terminal_id: uuid.UUID, public_key: str
+    session: Session,
+    *,
+    institution_id: uuid.UUID,
+    terminal_id: uuid.UUID,
+    public_key: str,
+    actor: Principal | None = None,
 ) -> TerminalKey:
     """Retire the terminal's active key and enrol the next serial. Requests signed with the
     retired key are refused from now on (401 ``terminals.key_retired``): the device switches
@@ -322,6 +347,7 @@ def rotate_key(
     )
     session.add(new_key)
     session.flush()
+    _audit(session, "terminals.key_rotated", terminal, actor, key_serial=new_key.serial)
     return new_key
 
 
@@ -331,6 +357,7 @@ def set_geofence(
     institution_id: uuid.UUID,
     terminal_id: uuid.UUID,
     fence: geofence.Fence | None,
+    actor: Principal | None = None,
 ) -> Terminal:
     """Set (or, with ``None``, remove) the terminal's geofence."""
     terminal = get_terminal(
@@ -342,6 +369,7 @@ def set_geofence(
         )
     _apply_fence(terminal, fence)
     session.flush()
+    _audit(session, "terminals.geofence_set", terminal, actor, removed=fence is None)
     return terminal
 
 
@@ -549,6 +577,15 @@ def record_geofence_alert(
     )
     session.add(alert)
     session.flush()
+    audit.record(
+        session,
+        action="terminals.outside_geofence",
+        institution_id=refusal.institution_id,
+        object_type="terminal",
+        object_id=str(refusal.terminal_id),
+        outcome="denied",
+        detail={"alert_id": str(alert.id), "distance_metres": alert.distance_metres},
+    )
     return alert
 
 
