@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Integer, String, select
+from sqlalchemy import JSON, Integer, String, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from huinong import clock
@@ -66,49 +68,63 @@ def check_key(key: str | None) -> str:
     return key
 
 
-def lookup(
-    session: Session, *, institution_id: uuid.UUID, key: str, request_fingerprint: str
-) -> StoredResponse | None:
-    record = session.scalar(
-        select(IdempotencyRecord).where(
-            IdempotencyRecord.institution_id == institution_id, IdempotencyRecord.key == key
-        )
+def _conflict() -> Conflict:
+    return Conflict(
+        "request.idempotency_key_reused",
+        "this Idempotency-Key was used for a different request; use a new key",
+        field="Idempotency-Key",
     )
-    if record is None:
-        return None
-    if record.fingerprint != request_fingerprint:
-        raise Conflict(
-            "request.idempotency_key_reused",
-            "this Idempotency-Key was used for a different request; use a new key",
-            field="Idempotency-Key",
-        )
-    return StoredResponse(record.status_code, record.response)
 
 
-def claim(
+@dataclass(frozen=True)
+class Claim:
+    """The key is this request's: run the use case, then ``complete`` the claim."""
+
+    institution_id: uuid.UUID
+    key: str
+
+
+def claim_or_replay(
     session: Session, *, institution_id: uuid.UUID, key: str, request_fingerprint: str
-) -> IdempotencyRecord:
-    """Take the key for this request before its use case runs.
+) -> Claim | StoredResponse:
+    """Take the key for this request before its use case runs, or find the response of the
+    request that took it — in one statement when the key is new.
 
-    On PostgreSQL a concurrent request inserting the same key waits on the primary key until
-    this transaction ends, then fails with a unique violation; its entry point retries and
-    finds this request's stored response (or, had this one failed, the key free again).
+    The claim is ``INSERT … ON CONFLICT DO NOTHING``. A concurrent request inserting the same
+    key waits on the primary key until the holder's transaction ends: if the holder committed,
+    the insert does nothing and the stored response is read and replayed (a different request
+    under the same key is a 409); if it rolled back, the key is free and the insert takes it.
     """
-    record = IdempotencyRecord(
-        institution_id=institution_id,
-        key=key,
-        fingerprint=request_fingerprint,
-        status_code=0,
-        response={},
-        created_at=clock.now(),
-    )
-    session.add(record)
-    session.flush()
-    return record
+    table = IdempotencyRecord.__table__
+    values = {
+        "institution_id": institution_id,
+        "key": key,
+        "fingerprint": request_fingerprint,
+        "status_code": 0,
+        "response": {},
+        "created_at": clock.now(),
+    }
+    dialect_insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    claimed = session.execute(
+        dialect_insert(table).values(**values).on_conflict_do_nothing().returning(table.c.key)
+    ).first()
+    if claimed is not None:
+        return Claim(institution_id, key)
+    stored = session.execute(
+        select(table.c.fingerprint, table.c.status_code, table.c.response).where(
+            table.c.institution_id == institution_id, table.c.key == key
+        )
+    ).one()
+    if stored.fingerprint != request_fingerprint:
+        raise _conflict()
+    return StoredResponse(stored.status_code, stored.response)
 
 
-def complete(session: Session, *, record: IdempotencyRecord, status_code: int, body: Any) -> None:
+def complete(session: Session, *, claim: Claim, status_code: int, body: Any) -> None:
     """Store the response of the request that claimed the key."""
-    record.status_code = status_code
-    record.response = body
-    session.flush()
+    table = IdempotencyRecord.__table__
+    session.execute(
+        update(table)
+        .where(table.c.institution_id == claim.institution_id, table.c.key == claim.key)
+        .values(status_code=status_code, response=body)
+    )

@@ -208,16 +208,13 @@ def run_idempotent(
     print_ = idempotency.fingerprint(request.method, request.url.path, payload)
 
     def unit(session: Session) -> tuple[int, Any, bool]:
-        stored = idempotency.lookup(
+        taken = idempotency.claim_or_replay(
             session, institution_id=principal.institution_id, key=key, request_fingerprint=print_
         )
-        if stored is not None:
-            return stored.status_code, stored.body, True
-        claimed = idempotency.claim(
-            session, institution_id=principal.institution_id, key=key, request_fingerprint=print_
-        )
+        if isinstance(taken, idempotency.StoredResponse):
+            return taken.status_code, taken.body, True
         status, content = work(session)
-        idempotency.complete(session, record=claimed, status_code=status, body=content)
+        idempotency.complete(session, claim=taken, status_code=status, body=content)
         audit.record(
             session,
             action=action,
