@@ -33,6 +33,7 @@ test: lint
 bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/ledger.py
 	$(BIN)/python benchmarks/crypto.py
+	$(BIN)/python benchmarks/subsidy.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

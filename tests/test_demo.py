@@ -9,7 +9,12 @@ from huinong.db import transaction
 from huinong.institutions.models import Institution, Office
 from huinong.ledger.models import Account, Transfer
 from huinong.ledger.verify import verify
+from huinong.parties.geography.models import Grid
+from huinong.parties.models import Customer
+from huinong.payments.bills.models import Bill
 from huinong.payments.models import Payment
+from huinong.payments.service_points.models import ServicePoint
+from huinong.payments.subsidies.models import SubsidyBatch
 from huinong.security.identities import service as identities
 
 
@@ -40,6 +45,26 @@ def test_demo_bank_has_offices_customers_and_history(factory):
             )
         ).one()
         assert (last - first).days >= 60  # the history is spread over months
+        assert verify(session, institution_id=iid) == []
+    with factory() as session:
+        points = session.scalars(
+            select(ServicePoint).where(ServicePoint.institution_id == iid)
+        ).all()
+        assert [p.village_code for p in points] == [demo.DEMO_VILLAGES[0]]
+        grids = session.scalars(select(Grid).where(Grid.institution_id == iid)).all()
+        assert len(grids) == 1
+        placed = session.scalar(
+            select(func.count()).where(
+                Customer.institution_id == iid, Customer.village_code.in_(demo.DEMO_VILLAGES)
+            )
+        )
+        assert placed >= 38
+        statuses = session.scalars(select(Bill.status).where(Bill.institution_id == iid)).all()
+        assert sorted(statuses).count("paid") == 1 and len(statuses) == 8
+        batch = session.scalars(
+            select(SubsidyBatch).where(SubsidyBatch.institution_id == iid)
+        ).one()
+        assert batch.status == "disbursed", batch.status
         assert verify(session, institution_id=iid) == []
     for username, _, roles, _ in demo.DEMO_STAFF:
         with transaction(factory) as session:

@@ -36,10 +36,16 @@ from huinong.ledger.chart import AccountCode
 from huinong.ledger.types import TransferInput
 from huinong.parties import rules as party_rules
 from huinong.parties import service as parties
+from huinong.parties.geography import service as geography
 from huinong.parties.models import CustomerKind
 from huinong.payments import service as payments
+from huinong.payments.bills import service as bills
+from huinong.payments.bills.models import Bill
 from huinong.payments.codes import TransferCode
+from huinong.payments.service_points import service as service_points
+from huinong.payments.subsidies import service as subsidies
 from huinong.security.identities import service as identities
+from huinong.security.identities.models import StaffUser
 
 DEMO_CODE = "DEMO-RCB"
 DEMO_NAME = "示范县农村商业银行 Demo County Rural Commercial Bank"
@@ -253,7 +259,168 @@ def load(
             reversible.append(payment.id)
         if progress and task is not None:
             progress.advance(task)
+    batch_id = _at(
+        clock.now(), factory, partial(_village_end, institution_id=institution_id, opened=opened)
+    )
+    subsidies.run_disbursement(factory, institution_id=institution_id, batch_id=batch_id)
     return DEMO_CODE
+
+
+DEMO_VILLAGES = ("370281102200", "370281102220", "370281102222", "370281102240")
+DEMO_BILLS = "reference,period,amount,due_date\n" + "".join(
+    f"37028110{n:02d},2026-10,{n * 13 + 40}.50,2026-11-30\n" for n in range(1, 9)
+)
+
+
+def _village_end(
+    session: Session, *, institution_id: uuid.UUID, opened: list[_Customer]
+) -> uuid.UUID:
+    """The village end of the demo bank: the standard divisions and a SAMPLE county's villages,
+    customers placed in them, a grid for the account manager, a service point with a funded
+    float, an electricity biller with a bill file (one bill paid), and an approved subsidy
+    batch from the county's agriculture bureau, whose id is returned for disbursement."""
+    geography.load_standard(session)
+    geography.load_sample(session)
+    for index, customer in enumerate(opened):
+        parties.set_customer_village(
+            session,
+            institution_id=institution_id,
+            customer_id=customer.id,
+            village_code=DEMO_VILLAGES[index % len(DEMO_VILLAGES)],
+        )
+    offices = {
+        office.code: office.id
+        for office in institutions.list_offices(session, institution_id=institution_id)
+    }
+    manager = session.scalar(
+        select(StaffUser.id).where(
+            StaffUser.institution_id == institution_id, StaffUser.username == "manager"
+        )
+    )
+    assert manager is not None
+    geography.create_grid(
+        session,
+        institution_id=institution_id,
+        code="G-DZ02",
+        name="果园村网格 Guoyuan grid",
+        outlet_id=offices["DZ-02"],
+        manager_id=manager,
+        village_codes=DEMO_VILLAGES,
+    )
+    shop = next(
+        c for c in opened if parties.get_customer(
+            session, institution_id=institution_id, customer_id=c.id
+        ).kind == CustomerKind.merchant
+    )  # fmt: skip
+    point = service_points.create_service_point(
+        session,
+        institution_id=institution_id,
+        code="SP-GUOYUAN",
+        name="果园村助农服务点 Guoyuan village service point",
+        outlet_id=offices["DZ-02"],
+        agent_customer_id=shop.id,
+        village_code=DEMO_VILLAGES[0],
+    )
+    float_number = service_points.float_account(session, point=point).account_number
+    assert float_number is not None
+    payments.cash_deposit(
+        session,
+        institution_id=institution_id,
+        client_id="demo-float-topup",
+        account_number=float_number,
+        amount=2_000_000,
+        memo="备付金 float top-up",
+    )
+    biller = bills.create_biller(
+        session,
+        institution_id=institution_id,
+        code="DEMO-POWER",
+        name="国网示范县供电公司 County Power Supply",
+        kind="electricity",
+    )
+    imported = bills.import_bill_file(
+        session, institution_id=institution_id, biller_id=biller.id, data=DEMO_BILLS.encode()
+    )
+    first = session.scalar(
+        select(Bill)
+        .where(Bill.bill_file_id == imported.bill_file.id)
+        .order_by(Bill.reference)
+        .limit(1)
+    )
+    assert first is not None
+    bills.pay_bill_from_account_number(
+        session,
+        institution_id=institution_id,
+        client_id="demo-bill-1",
+        bill_id=first.id,
+        account_number=opened[1].account_number,
+        amount=first.amount_due,
+        channel="counter",
+    )
+    return _subsidy_batch(session, institution_id=institution_id, opened=opened)
+
+
+def _subsidy_batch(
+    session: Session, *, institution_id: uuid.UUID, opened: list[_Customer]
+) -> uuid.UUID:
+    body = "11370281MB0000001"
+    bureau = parties.create_customer(
+        session,
+        institution_id=institution_id,
+        kind=CustomerKind.government,
+        name="示范县农业农村局 County Bureau of Agriculture",
+        id_number=body + party_rules.uscc_check_char(body),
+    )
+    payer = payments.open_deposit_account(
+        session, institution_id=institution_id, customer_id=bureau.id
+    )
+    assert payer.account_number is not None
+    lines = ["姓名,身份证号,账号,金额,补贴类型,年度"]
+    total = 0
+    for index, customer in enumerate(opened[:40]):
+        record = parties.get_customer(
+            session, institution_id=institution_id, customer_id=customer.id
+        )
+        if record.kind != CustomerKind.individual:
+            continue
+        identifiers = parties.identifiers(session, record)
+        amount = 8_000 + index * 250
+        total += amount
+        lines.append(
+            f"{record.name},{identifiers.id_number},{customer.account_number},"
+            f"{amount // 100}.{amount % 100:02d},耕地地力保护补贴,2026"
+        )
+    payments.cash_deposit(
+        session,
+        institution_id=institution_id,
+        client_id="demo-subsidy-funds",
+        account_number=payer.account_number,
+        amount=total,
+        memo="耕地地力保护补贴资金 subsidy funds",
+    )
+    users = dict(
+        session.execute(
+            select(StaffUser.username, StaffUser.id).where(
+                StaffUser.institution_id == institution_id,
+                StaffUser.username.in_(("teller", "approver")),
+            )
+        ).all()
+    )
+    batch = subsidies.import_batch(
+        session,
+        institution_id=institution_id,
+        maker_id=users["teller"],
+        payer_account_number=payer.account_number,
+        file_name="2026耕地地力保护补贴.csv",
+        content="\r\n".join(lines).encode(),
+    )
+    subsidies.submit_batch(
+        session, institution_id=institution_id, batch_id=batch.id, actor_id=users["teller"]
+    )
+    subsidies.approve_batch(
+        session, institution_id=institution_id, batch_id=batch.id, checker_id=users["approver"]
+    )
+    return batch.id
 
 
 def _open_customer(

@@ -33,7 +33,15 @@ def test_create_customer_with_valid_resident_id_is_masked(bank: Bank) -> None:
     assert created["name"] == "王小明"
     assert created["id_number_masked"] == "110105********002X"
     assert created["phone_masked"] == "138****8000"
-    assert set(created) == {"id", "kind", "name", "id_number_masked", "phone_masked", "created_at"}
+    assert set(created) == {
+        "id",
+        "kind",
+        "name",
+        "id_number_masked",
+        "phone_masked",
+        "village_code",
+        "created_at",
+    }
     for secret in (number, number.lower(), "13800138000", "19491231"):
         assert secret not in response.text
 

@@ -11,6 +11,7 @@ names an object this test does not know fails the test, so a new route must join
 
 from __future__ import annotations
 
+import base64
 import re
 import uuid
 from collections.abc import Callable
@@ -29,10 +30,15 @@ from huinong.security.principals import Role
 from huinong.security.terminals.client import TerminalClient, UnsignedResponse
 from tests.api.conftest import API, Bank, new_bank, resident_id, snapshot, transfer
 from tests.api.test_consent_api import body as consent_body
+from tests.api.test_households import survey
 from tests.api.test_route_permissions import GUARDED
+from tests.api.test_service_points import credit_code
 from tests.api.test_terminals import enrol, platform_key
 
 PARAMETER = re.compile(r"\{([a-z_]+)\}")
+# Administrative divisions are national reference data, the same for every institution.
+SHARED_DIVISION = "370281000000"
+SHARED_PARAMETERS = {"account_number", "division_code"}
 
 
 @dataclass
@@ -63,6 +69,56 @@ def _security_counts(bank: Bank) -> dict[str, Any]:
 def victim_of(client: TestClient, factory: sessionmaker[Session]) -> Victim:
     bank = new_bank(client, factory, prefix="VIC")
     office = bank.ok(bank.post("/offices", {"code": "HQ", "name": "总行", "kind": "head"}), 201)
+    bank.ok(
+        bank.post(
+            "/offices", {"code": "B1", "name": "支行", "kind": "branch", "parent_code": "HQ"}
+        ),
+        201,
+    )
+    outlet = bank.ok(
+        bank.post(
+            "/offices", {"code": "O1", "name": "网点", "kind": "outlet", "parent_code": "B1"}
+        ),
+        201,
+    )
+    manager = bank.ok(
+        bank.post(
+            "/staff-users",
+            {
+                "username": "b.manager",
+                "display_name": "B客户经理",
+                "roles": ["account_manager"],
+                "password": "Nongshang-2026!",
+            },
+        ),
+        201,
+    )
+    grid = bank.ok(
+        bank.post(
+            "/grids",
+            {
+                "code": "G1",
+                "name": "B网格",
+                "outlet_id": outlet["id"],
+                "manager_id": manager["id"],
+                "village_codes": [],
+            },
+        ),
+        201,
+    )
+    agent = bank.customer(name="B的代理商", kind="merchant", id_number=credit_code())
+    point = bank.ok(
+        bank.post(
+            "/service-points",
+            {
+                "code": "B-SP1",
+                "name": "B服务点",
+                "outlet_id": outlet["id"],
+                "agent_customer_id": agent["id"],
+            },
+        ),
+        201,
+    )
     id_number, phone = resident_id(), "13811112222"
     customer = bank.customer(name="受害人", id_number=id_number, phone=phone)
     account = bank.funded_account(50_000)
@@ -88,7 +144,75 @@ def victim_of(client: TestClient, factory: sessionmaker[Session]) -> Victim:
         201,
     )
     consent = bank.ok(bank.post(f"/customers/{customer['id']}/consents", consent_body()), 201)
+    biller = bank.ok(
+        bank.post("/billers", {"code": "B-GRID", "name": "B 供电", "kind": "electricity"}), 201
+    )
+    bill_file = b"reference,period,amount,due_date\n3301001,2026-10,1.00,2026-11-30\n"
+    imported = client.post(
+        f"{API}/billers/{biller['id']}/bill-files",
+        content=bill_file,
+        headers={**bank.headers, "Content-Type": "text/csv"},
+    )
+    assert imported.status_code < 300, imported.text
+    bill = bank.ok(bank.get("/bills", biller_id=biller["id"]))["items"][0]
+    paid_bill = bank.ok(
+        bank.post(
+            "/bill-payments",
+            {"bill_id": bill["id"], "account_number": account["account_number"], "amount": 100},
+            key=str(uuid.uuid4()),
+        ),
+        201,
+    )
+    reconciled = client.post(
+        f"{API}/billers/{biller['id']}/reconciliations",
+        params={"date": paid_bill["business_date"]},
+        content=f"payment_id,amount\n{paid_bill['id']},1.00\n".encode(),
+        headers={**bank.headers, "Content-Type": "text/csv"},
+    )
+    assert reconciled.status_code == 201, reconciled.text
+    government = bank.customer(name="某县农业农村局", kind="government", id_number=credit_code())
+    payer = bank.deposit_account(government["id"])
+    bank.deposit(payer["account_number"], 10_000)
+    beneficiary_id = resident_id()
+    beneficiary = bank.customer(name="补贴户", id_number=beneficiary_id)
+    beneficiary_account = bank.deposit_account(beneficiary["id"])
+    subsidy_file = (
+        "姓名,身份证号,账号,金额,补贴类型,年度\r\n"
+        f"补贴户,{beneficiary_id},{beneficiary_account['account_number']},100.00,种粮补贴,2026\r\n"
+    )
+    batch = bank.ok(
+        bank.as_role(Role.teller).post(
+            "/subsidy-batches",
+            {
+                "payer_account_number": payer["account_number"],
+                "file_name": "b.csv",
+                "content_base64": base64.b64encode(subsidy_file.encode()).decode(),
+            },
+        ),
+        201,
+    )
+    home = bank.ok(bank.post("/households", {"head_customer_id": customer["id"]}), 201)
+    home = bank.ok(
+        bank.post(
+            f"/households/{home['id']}/members",
+            {"relationship": "spouse", "is_labour": True, "name": "受害人配偶"},
+        ),
+        201,
+    )
+    bank.ok(bank.post(f"/households/{home['id']}/archive-versions", survey("2026-01-01")), 201)
     ids = {
+        "batch_id": batch["id"],
+        "payer_account_number": payer["account_number"],
+        "biller_id": biller["id"],
+        "bill_id": bill["id"],
+        "reconciliation_id": reconciled.json()["id"],
+        "household_id": home["id"],
+        "member_id": home["members"][1]["id"],
+        "outlet_id": outlet["id"],
+        "manager_id": manager["id"],
+        "division_code": SHARED_DIVISION,
+        "grid_id": grid["id"],
+        "service_point_id": point["id"],
         "id_number": id_number,
         "phone": phone,
         "consent_id": consent["id"],
@@ -102,6 +226,22 @@ def victim_of(client: TestClient, factory: sessionmaker[Session]) -> Victim:
         "office_id": office["id"],
     }
     secrets = {
+        batch["id"],
+        beneficiary_id,
+        beneficiary["id"],
+        government["id"],
+        biller["id"],
+        bill["id"],
+        paid_bill["id"],
+        reconciled.json()["id"],
+        "B-GRID",
+        "3301001",
+        home["id"],
+        home["members"][1]["id"],
+        "受害人配偶",
+        grid["id"],
+        manager["id"],
+        point["id"],
         id_number,
         phone,
         id_number[:6] + "********" + id_number[-4:],
@@ -155,6 +295,57 @@ def bodies(victim: Victim, attacker: Bank) -> dict[tuple[str, str], Callable[[],
         ("PUT", f"{API}/staff-users/{{user_id}}/roles"): lambda: {"roles": ["admin"]},
         ("POST", f"{API}/customers/{{customer_id}}/consents"): consent_body,
         ("POST", f"{API}/customers/lookup"): lambda: {"id_number": ids["id_number"]},
+        ("POST", f"{API}/households"): lambda: {"head_customer_id": ids["customer_id"]},
+        ("POST", f"{API}/subsidy-batches"): lambda: {
+            "payer_account_number": ids["payer_account_number"],
+            "file_name": "b.csv",
+            "content_base64": base64.b64encode(
+                f"姓名,身份证号,账号,金额,补贴类型,年度\r\n补贴户,{ids['id_number']},,1.00,种粮补贴,2026\r\n".encode()
+            ).decode(),
+        },
+        ("POST", f"{API}/subsidy-batches/{{batch_id}}/rejection"): lambda: {"reason": "x"},
+        ("POST", f"{API}/subsidy-batches/{{batch_id}}/disbursement"): lambda: {"chunk_size": 1},
+        ("POST", f"{API}/bill-payments"): lambda: {
+            "bill_id": ids["bill_id"],
+            "account_number": ids["account_number"],
+            "amount": 100,
+        },
+        ("POST", f"{API}/billers/{{biller_id}}/bill-queries"): lambda: {"reference": "3301001"},
+        ("PATCH", f"{API}/billers/{{biller_id}}"): lambda: {"active": False},
+        ("POST", f"{API}/households/{{household_id}}/members"): lambda: {
+            "relationship": "child",
+            "is_labour": False,
+            "customer_id": ids["customer_id"],
+        },
+        ("POST", f"{API}/households/{{household_id}}/archive-versions"): lambda: survey(
+            "2026-01-01"
+        ),
+        ("PUT", f"{API}/customers/{{customer_id}}/default-account"): lambda: {
+            "account_number": ids["account_number"]
+        },
+        ("POST", f"{API}/party-lookup"): lambda: {"id_number": ids["id_number"]},
+        ("POST", f"{API}/grids"): lambda: {
+            "code": "GX",
+            "name": "x",
+            "outlet_id": ids["outlet_id"],
+            "manager_id": ids["manager_id"],
+            "village_codes": [],
+        },
+        ("PUT", f"{API}/grids/{{grid_id}}/manager"): lambda: {"manager_id": ids["manager_id"]},
+        ("POST", f"{API}/grids/{{grid_id}}/villages"): lambda: {"village_codes": ["370281102200"]},
+        ("POST", f"{API}/grids/{{grid_id}}/villages/removal"): lambda: {
+            "village_codes": ["370281102200"]
+        },
+        ("PUT", f"{API}/customers/{{customer_id}}/village"): lambda: {"village_code": None},
+        ("POST", f"{API}/agent/withdrawals"): lambda: {
+            "account_number": ids["account_number"],
+            "pin_ciphertext": "00",
+            "amount": 100,
+        },
+        ("POST", f"{API}/agent/deposits"): lambda: {
+            "account_number": ids["account_number"],
+            "amount": 100,
+        },
         ("POST", f"{API}/customers/{{customer_id}}/reveal"): lambda: {
             "fields": ["id_number", "phone"],
             "purpose": "contract_signing",
@@ -237,8 +428,9 @@ def test_nothing_of_another_institution_is_reachable(
         assert response.status_code < 500, (method, path, response.text)
         leaked = sorted(s for s in victim.secrets if s in response.text)
         # Account numbers are numbered per institution, so B's number may also be one of A's
-        # own accounts: there the answer must simply hold nothing of B's (its id included).
-        named_b = any(name != "account_number" for name in PARAMETER.findall(path))
+        # own accounts, and divisions are shared: there the answer must simply hold nothing of
+        # B's (its ids included).
+        named_b = any(name not in SHARED_PARAMETERS for name in PARAMETER.findall(path))
         if leaked or (named_b and response.status_code < 300):
             reached.append((method, path, response.status_code, leaked))
     assert reached == []

@@ -21,12 +21,17 @@ from huinong.api.deps import API_PREFIX, Database, SessionCache, authorize
 from huinong.api.routes import (
     audit,
     auth,
+    bills,
     consent,
     customers,
+    geography,
+    households,
     institutions,
     ledger,
     payments,
+    service_points,
     staff,
+    subsidies,
     terminals,
 )
 from huinong.api.terminal_auth import TerminalResponseSigning
@@ -173,6 +178,11 @@ def create_app(
         terminals,
         consent,
         audit,
+        geography,
+        households,
+        bills,
+        subsidies,
+        service_points,
     ):
         app.include_router(module.router, prefix=API_PREFIX, dependencies=[Depends(authorize)])
 

@@ -16,7 +16,18 @@ from rich.table import Table
 from sqlalchemy.orm import Session
 
 from huinong import logs
-from huinong.cli import audit, consent, keys, staff, terminals
+from huinong.cli import (
+    agents,
+    audit,
+    bills,
+    consent,
+    geo,
+    households,
+    keys,
+    staff,
+    subsidies,
+    terminals,
+)
 from huinong.cli.common import (
     console,
     err,
@@ -50,6 +61,11 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(terminals.app, name="terminal")
 app.add_typer(audit.app, name="audit")
 app.add_typer(consent.app, name="consent")
+app.add_typer(geo.app, name="geo")
+app.add_typer(agents.app, name="agents")
+app.add_typer(households.app, name="households")
+app.add_typer(bills.app, name="bills")
+app.add_typer(subsidies.app, name="subsidies")
 
 
 @app.command()

@@ -44,6 +44,11 @@ class Customer(Base):
         ForeignKey("security_data_keys.version"), info=DATA_KEY_VERSION
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The village the customer lives in (a 12-digit division code, ``parties.geography``);
+    # it is what puts the customer in an account manager's grid.
+    village_code: Mapped[str | None] = mapped_column(
+        String(12), ForeignKey("divisions.code"), index=True
+    )
 
     __table_args__ = (
         CheckConstraint(

@@ -26,6 +26,9 @@ class CustomerCreate(RequestModel):
     name: str = Field(min_length=1, max_length=200)
     id_number: str = Field(min_length=1, max_length=32)
     phone: str | None = Field(default=None, max_length=20)
+    village_code: str | None = Field(
+        default=None, min_length=2, max_length=12, description="12-digit code of the village"
+    )
 
 
 class CustomerRead(BaseModel):
@@ -34,6 +37,7 @@ class CustomerRead(BaseModel):
     name: str = Field(description="in full for roles serving the customer, else masked (张*)")
     id_number_masked: str = Field(description="first 6 and last 4 characters kept")
     phone_masked: str | None = Field(description="first 3 and last 4 digits kept")
+    village_code: str | None = Field(default=None, description="the village the customer lives in")
     created_at: datetime
 
 

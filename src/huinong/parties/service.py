@@ -18,6 +18,7 @@ from huinong import clock
 from huinong.errors import Conflict, InvalidInput, NotFound
 from huinong.ids import uuid7
 from huinong.parties import rules
+from huinong.parties.geography import service as geography
 from huinong.parties.models import Customer, CustomerKind
 from huinong.security.personal_data import service as personal_data
 
@@ -51,12 +52,14 @@ def create_customer(
     name: str,
     id_number: str,
     phone: str | None = None,
+    village_code: str | None = None,
 ) -> Customer:
     name = name.strip()
     if not name:
         raise InvalidInput("parties.name_required", "the name must not be empty", field="name")
     id_number = rules.check_id_number(kind, id_number)
     phone = rules.check_phone(phone)
+    village = None if village_code is None else geography.check_village(session, village_code)
     id_number_index = _id_number_index(institution_id, id_number)
     taken = session.scalar(
         select(Customer.id).where(
@@ -87,6 +90,7 @@ def create_customer(
         phone_index=None if phone is None else _phone_index(institution_id, phone),
         data_key_version=key.version,
         created_at=clock.now(),
+        village_code=village,
     )
     session.add(customer)
     session.flush()
@@ -122,10 +126,33 @@ def get_customer(
     return customer
 
 
+def set_customer_village(
+    session: Session, *, institution_id: uuid.UUID, customer_id: uuid.UUID, village_code: str | None
+) -> Customer:
+    """Place the customer in a village (a stored 12-digit village code), or in none."""
+    customer = get_customer(session, institution_id=institution_id, customer_id=customer_id)
+    customer.village_code = (
+        None if village_code is None else geography.check_village(session, village_code)
+    )
+    session.flush()
+    return customer
+
+
 def list_customers(
-    session: Session, *, institution_id: uuid.UUID, after: uuid.UUID | None = None, limit: int = 50
+    session: Session,
+    *,
+    institution_id: uuid.UUID,
+    after: uuid.UUID | None = None,
+    limit: int = 50,
+    managed_by: uuid.UUID | None = None,
 ) -> list[Customer]:
+    """The institution's customers by id; with ``managed_by``, only those placed in villages
+    of the grids that staff user manages."""
     query = select(Customer).where(Customer.institution_id == institution_id)
+    if managed_by is not None:
+        query = query.where(
+            Customer.village_code.in_(geography.villages_managed_by(institution_id, managed_by))
+        )
     if after is not None:
         query = query.where(Customer.id > after)
     return list(session.scalars(query.order_by(Customer.id).limit(limit)))

@@ -147,7 +147,7 @@ def open_deposit_account(
             f"the institution keeps no {currency} accounts; open the account in its currency",
             field="currency",
         ) from exc
-    return ledger.create_account(
+    account = ledger.create_account(
         session,
         institution_id=institution_id,
         ledger=currency,
@@ -158,6 +158,14 @@ def open_deposit_account(
         debits_must_not_exceed_credits=True,
         with_account_number=True,
     )
+    # Subsidies that waited in suspense for this customer's account are paid into it now,
+    # in this transaction (imported here, not at the top: subsidies builds on this module).
+    from huinong.payments.subsidies import service as subsidies
+
+    subsidies.release_suspense(
+        session, institution_id=institution_id, customer_id=customer.id, account=account
+    )
+    return account
 
 
 def close_deposit_account(

@@ -81,6 +81,81 @@ PERMISSIONS: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/api/v1/transfers"): frozenset({A.teller, A.agent, A.partner}),
     ("POST", "/api/v1/payments/{payment_id}/reversal"): frozenset({A.admin, A.approver}),
     ("GET", "/api/v1/payments/{payment_id}"): CUSTOMER_READERS | {A.agent, A.partner},
+    # geography and grids (issue 4)
+    ("GET", "/api/v1/divisions"): STAFF_ROLES,
+    ("GET", "/api/v1/divisions/{division_code}"): STAFF_ROLES,
+    ("POST", "/api/v1/grids"): frozenset({A.admin}),
+    ("GET", "/api/v1/grids"): CUSTOMER_READERS,
+    ("GET", "/api/v1/grids/{grid_id}"): CUSTOMER_READERS,
+    ("POST", "/api/v1/grids/{grid_id}/villages"): frozenset({A.admin}),
+    ("POST", "/api/v1/grids/{grid_id}/villages/removal"): frozenset({A.admin}),
+    ("PUT", "/api/v1/grids/{grid_id}/manager"): frozenset({A.admin}),
+    ("GET", "/api/v1/grids/{grid_id}/customers"): CUSTOMER_READERS,
+    ("PUT", "/api/v1/customers/{customer_id}/village"): frozenset(
+        {A.admin, A.teller, A.account_manager}
+    ),
+    # households and archives (issue 4)
+    ("POST", "/api/v1/households"): frozenset({A.teller, A.account_manager}),
+    ("GET", "/api/v1/households"): CUSTOMER_READERS,
+    ("GET", "/api/v1/households/{household_id}"): CUSTOMER_READERS,
+    ("POST", "/api/v1/households/{household_id}/members"): frozenset({A.teller, A.account_manager}),
+    ("DELETE", "/api/v1/households/{household_id}/members/{member_id}"): frozenset(
+        {A.teller, A.account_manager}
+    ),
+    # the archive is credit data: surveyed by account managers, read by those deciding on credit
+    ("POST", "/api/v1/households/{household_id}/archive-versions"): frozenset({A.account_manager}),
+    ("GET", "/api/v1/households/{household_id}/archive-versions"): frozenset(
+        {A.account_manager, A.approver, A.risk_officer, A.auditor}
+    ),
+    ("GET", "/api/v1/households/{household_id}/archive"): frozenset(
+        {A.account_manager, A.approver, A.risk_officer}
+    ),
+    ("GET", "/api/v1/customers/{customer_id}/view"): CUSTOMER_READERS,
+    ("PUT", "/api/v1/customers/{customer_id}/default-account"): frozenset({A.teller}),
+    ("POST", "/api/v1/party-lookup"): frozenset({A.teller, A.account_manager, A.agent, A.partner}),
+    # bills (issue 4): billers are set up by admins; tellers and agent terminals take payments
+    ("POST", "/api/v1/billers"): frozenset({A.admin}),
+    ("GET", "/api/v1/billers"): CUSTOMER_READERS | {A.agent},
+    ("GET", "/api/v1/billers/{biller_id}"): CUSTOMER_READERS | {A.agent},
+    ("PATCH", "/api/v1/billers/{biller_id}"): frozenset({A.admin}),
+    ("POST", "/api/v1/billers/{biller_id}/bill-files"): frozenset({A.admin, A.teller}),
+    ("POST", "/api/v1/billers/{biller_id}/bill-queries"): frozenset({A.teller, A.agent}),
+    ("GET", "/api/v1/billers/{biller_id}/settlement-file"): frozenset({A.admin, A.auditor}),
+    ("POST", "/api/v1/billers/{biller_id}/reconciliations"): frozenset({A.admin}),
+    ("GET", "/api/v1/bill-reconciliations/{reconciliation_id}"): frozenset({A.admin, A.auditor}),
+    ("GET", "/api/v1/bills"): CUSTOMER_READERS | {A.agent},
+    ("GET", "/api/v1/bills/{bill_id}"): CUSTOMER_READERS | {A.agent},
+    ("POST", "/api/v1/bill-payments"): frozenset({A.teller, A.agent}),
+    ("GET", "/api/v1/bill-payments/{payment_id}"): CUSTOMER_READERS | {A.agent},
+    ("POST", "/api/v1/bill-payments/{payment_id}/confirmation"): frozenset({A.admin, A.teller}),
+    # subsidies (issue 4)
+    ("POST", "/api/v1/subsidy-batches"): frozenset({A.teller, A.account_manager}),
+    ("GET", "/api/v1/subsidy-batches"): CUSTOMER_READERS | {A.gov_viewer},
+    ("GET", "/api/v1/subsidy-batches/{batch_id}"): CUSTOMER_READERS | {A.gov_viewer},
+    ("GET", "/api/v1/subsidy-batches/{batch_id}/errors"): CUSTOMER_READERS | {A.gov_viewer},
+    ("GET", "/api/v1/subsidy-batches/{batch_id}/rows"): CUSTOMER_READERS,
+    ("POST", "/api/v1/subsidy-batches/{batch_id}/submission"): frozenset(
+        {A.teller, A.account_manager}
+    ),
+    ("POST", "/api/v1/subsidy-batches/{batch_id}/approval"): frozenset({A.approver}),
+    ("POST", "/api/v1/subsidy-batches/{batch_id}/rejection"): frozenset({A.approver}),
+    ("POST", "/api/v1/subsidy-batches/{batch_id}/disbursement"): frozenset(
+        {A.teller, A.account_manager, A.approver}
+    ),
+    # service points (issue 4)
+    ("GET", "/api/v1/agent-terms"): frozenset({A.admin, A.auditor, A.risk_officer}),
+    ("PUT", "/api/v1/agent-terms"): frozenset({A.admin}),
+    ("POST", "/api/v1/service-points"): frozenset({A.admin}),
+    ("GET", "/api/v1/service-points"): BACK_OFFICE_READERS | {A.teller, A.account_manager},
+    ("GET", "/api/v1/service-points/{service_point_id}"): BACK_OFFICE_READERS
+    | {A.teller, A.account_manager},
+    ("GET", "/api/v1/service-points/{service_point_id}/day-report"): BACK_OFFICE_READERS
+    | {A.teller},
+    ("POST", "/api/v1/agent-commissions"): frozenset({A.admin}),
+    ("POST", "/api/v1/deposit-accounts/{account_number}/pin"): frozenset({A.teller}),
+    ("POST", "/api/v1/agent/balance-inquiries"): frozenset({A.agent}),
+    ("POST", "/api/v1/agent/withdrawals"): frozenset({A.agent}),
+    ("POST", "/api/v1/agent/deposits"): frozenset({A.agent}),
     # terminals
     ("POST", "/api/v1/terminals"): frozenset({A.admin}),
     ("GET", "/api/v1/terminals"): BACK_OFFICE_READERS,

@@ -6,6 +6,13 @@ never lands in an access log or a proxy's URL history. The full ID number or pho
 disclosed only by ``POST /customers/{id}/reveal``, to the roles the policy names, with a
 stated purpose.
 
+Account managers see their grids' customers: a caller whose only customer-reading role is
+account_manager (``managed_by``) gets from ``GET /customers`` only the customers placed in
+villages of the grids it manages (``parties.geography``); a caller who also holds another
+customer-reading role (teller, approver, risk officer, auditor, admin) sees all of the
+institution's customers, as that role needs. Reading one customer by id is not narrowed: a
+manager serves walk-in customers too, and every such read is audited.
+
 Every use case here reads or writes personal data and leaves an audit record in its own
 transaction (``customers.created``, ``.read``, ``.listed``, ``.looked_up``,
 ``.identifiers_revealed``): ids, counts and codes only, never a value. A refused reveal is
@@ -25,6 +32,7 @@ from huinong.api.deps import DatabaseDep, PrincipalDep
 from huinong.api.pagination import decode_id, encode_id
 from huinong.errors import Forbidden
 from huinong.parties import service
+from huinong.parties.geography.schemas import CustomerVillage
 from huinong.parties.models import Customer
 from huinong.parties.schemas import (
     CustomerCreate,
@@ -36,8 +44,9 @@ from huinong.parties.schemas import (
     CustomerRevealed,
 )
 from huinong.security.audit import service as audit
+from huinong.security.permissions import CUSTOMER_READERS
 from huinong.security.personal_data import masking
-from huinong.security.principals import Principal, Role
+from huinong.security.principals import Principal, PrincipalKind, Role
 
 router = APIRouter(tags=["customers"])
 
@@ -64,6 +73,16 @@ def _audit(
     )
 
 
+def managed_by(principal: Principal) -> uuid.UUID | None:
+    """The staff user whose grids bound what ``principal`` may list, or ``None`` for no bound:
+    set when account_manager is the principal's only customer-reading role."""
+    if principal.kind != PrincipalKind.staff:
+        return None
+    if principal.roles & CUSTOMER_READERS == {Role.account_manager}:
+        return principal.subject_id
+    return None
+
+
 def customer_read(session: Session, customer: Customer, roles: Iterable[Role]) -> CustomerRead:
     roles = frozenset(roles)
     identifiers = service.identifiers(session, customer)
@@ -73,6 +92,7 @@ def customer_read(session: Session, customer: Customer, roles: Iterable[Role]) -
         name=masking.present("name", customer.name, roles) or "",
         id_number_masked=masking.mask_id_number(identifiers.id_number),
         phone_masked=masking.mask_phone(identifiers.phone),
+        village_code=customer.village_code,
         created_at=customer.created_at,
     )
 
@@ -97,12 +117,20 @@ def list_customers(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> Any:
     after = decode_id(cursor)
+    manager = managed_by(principal)
 
     def work(s: Session) -> list[CustomerRead]:
         found = service.list_customers(
-            s, institution_id=principal.institution_id, after=after, limit=limit
+            s,
+            institution_id=principal.institution_id,
+            after=after,
+            limit=limit,
+            managed_by=manager,
         )
-        _audit(s, principal, "customers.listed", detail={"returned": len(found)})
+        detail: dict[str, Any] = {"returned": len(found)}
+        if manager is not None:
+            detail["scope"] = "managed_grids"
+        _audit(s, principal, "customers.listed", detail=detail)
         return [customer_read(s, c, principal.roles) for c in found]
 
     items = database.run(work)
@@ -133,6 +161,34 @@ def get_customer(customer_id: uuid.UUID, principal: PrincipalDep, database: Data
             s, institution_id=principal.institution_id, customer_id=customer_id
         )
         _audit(s, principal, "customers.read", customer_id=customer.id)
+        return customer_read(s, customer, principal.roles)
+
+    return database.run(work)
+
+
+@router.put("/customers/{customer_id}/village", response_model=CustomerRead)
+def set_customer_village(
+    customer_id: uuid.UUID, body: CustomerVillage, principal: PrincipalDep, database: DatabaseDep
+) -> Any:
+    """Place the customer in a village (or, with null, in none): what puts it in a grid."""
+
+    def work(s: Session) -> CustomerRead:
+        before = service.get_customer(
+            s, institution_id=principal.institution_id, customer_id=customer_id
+        ).village_code
+        customer = service.set_customer_village(
+            s,
+            institution_id=principal.institution_id,
+            customer_id=customer_id,
+            village_code=body.village_code,
+        )
+        _audit(
+            s,
+            principal,
+            "customers.village_set",
+            customer_id=customer.id,
+            detail={"before": before, "after": customer.village_code},
+        )
         return customer_read(s, customer, principal.roles)
 
     return database.run(work)

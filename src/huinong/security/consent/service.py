@@ -457,10 +457,12 @@ def purge_customer(
     holders = purpose_data_holders()
     actions = []
     for category, purpose in plan.purge:
-        removed = {
+        # Every holder is asked; the report names those that held something.
+        counts = {
             name: purger(session, customer_id, DataCategory(category), Purpose(purpose))
             for name, purger in holders.items()
         }
+        removed = {name: count for name, count in counts.items() if count}
         actions.append(PurgeAction(institution_id, customer_id, category, purpose, removed))
     for category, purpose in plan.kept:
         actions.append(PurgeAction(institution_id, customer_id, category, purpose, kept=True))

@@ -134,6 +134,13 @@ CATALOGUE: dict[str, Classification] = {
         _c("record_id", S.C1, P.plain, "an internal identifier, meaningless outside"),
         _c("data_key_version", S.C1, P.plain, "which data key encrypts a row: no personal data"),
         _c(
+            "village",
+            S.C1,
+            P.plain,
+            "village of residence (12-digit division code): shared by hundreds of households; "
+            "places the customer in a grid",
+        ),
+        _c(
             "blind_index",
             S.C1,
             P.plain,
@@ -153,6 +160,7 @@ CUSTOMER_COLUMNS: dict[str, str] = {
     "phone_ciphertext": "phone",
     "phone_index": "blind_index",
     "data_key_version": "data_key_version",
+    "village_code": "village",
     "created_at": "opened_at",
 }
 

@@ -1,0 +1,282 @@
+"""Village service points (助农服务点): the registry and terms (staff), PINs (tellers), and the
+operations their signed terminals perform (agents)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict
+from datetime import date
+from typing import Any
+
+from fastapi import APIRouter, Request
+from sqlalchemy.orm import Session
+
+from huinong.api.deps import (
+    Database,
+    DatabaseDep,
+    IdempotencyKeyDep,
+    PrincipalDep,
+    run_idempotent,
+)
+from huinong.institutions import service as institutions
+from huinong.ledger import service as ledger
+from huinong.payments.schemas import PaymentRead
+from huinong.payments.service_points import service
+from huinong.payments.service_points.models import ServicePoint
+from huinong.payments.service_points.rules import AgentTerms
+from huinong.payments.service_points.schemas import (
+    AgentTermsRead,
+    AgentTermsUpdate,
+    AssistedWithdrawal,
+    BalanceInquiry,
+    BalanceRead,
+    CommissionRun,
+    DayReportRead,
+    OperationRead,
+    PayoutLineRead,
+    PinSet,
+    ServicePointCreate,
+    ServicePointRead,
+    SmallDeposit,
+)
+
+router = APIRouter(tags=["service points"])
+
+
+def point_read(session: Session, point: ServicePoint) -> ServicePointRead:
+    account = service.float_account(session, point=point)
+    assert account.account_number is not None
+    return ServicePointRead(
+        id=point.id,
+        code=point.code,
+        name=point.name,
+        outlet_id=point.outlet_id,
+        village_code=point.village_code,
+        agent_customer_id=point.agent_customer_id,
+        float_account_number=account.account_number,
+        float_balance=account.credits_posted - account.debits_posted,
+        status=point.status,
+        created_at=point.created_at,
+    )
+
+
+def operation_read(session: Session, result: service.OperationResult) -> dict[str, Any]:
+    point = session.get(ServicePoint, result.operation.service_point_id)
+    assert point is not None and result.account.account_number is not None
+    return OperationRead(
+        id=result.operation.id,
+        kind=result.operation.kind,
+        service_point_code=point.code,
+        account_number=result.account.account_number,
+        amount=result.operation.amount,
+        commission=result.operation.commission,
+        business_date=result.operation.business_date,
+        payment=PaymentRead.model_validate(result.payment) if result.payment else None,
+    ).model_dump(mode="json")
+
+
+def with_pin_failures_recorded(database: Database, call: Any) -> Any:
+    """Run an operation that checks a PIN; a wrong PIN rolls the operation back, so its
+    failure is counted in a transaction of its own before the refusal is answered."""
+    try:
+        return call()
+    except service.PinRefused as refused:
+        account_id = refused.account_id
+        database.run(lambda s: service.record_pin_failure(s, account_id=account_id))
+        raise refused.error from None
+
+
+@router.get("/agent-terms", response_model=AgentTermsRead)
+def get_terms(principal: PrincipalDep, database: DatabaseDep) -> Any:
+    terms = database.run(lambda s: service.get_terms(s, institution_id=principal.institution_id))
+    return AgentTermsRead(**asdict(terms))
+
+
+@router.put("/agent-terms", response_model=AgentTermsRead)
+def set_terms(body: AgentTermsUpdate, principal: PrincipalDep, database: DatabaseDep) -> Any:
+    terms = database.run(
+        lambda s: service.set_terms(
+            s,
+            institution_id=principal.institution_id,
+            terms=AgentTerms(**body.model_dump()),
+            actor=principal,
+        )
+    )
+    return AgentTermsRead(**asdict(terms))
+
+
+@router.post("/service-points", status_code=201, response_model=ServicePointRead)
+def create_service_point(
+    body: ServicePointCreate, principal: PrincipalDep, database: DatabaseDep
+) -> Any:
+    return database.run(
+        lambda s: point_read(
+            s,
+            service.create_service_point(
+                s, institution_id=principal.institution_id, actor=principal, **body.model_dump()
+            ),
+        )
+    )
+
+
+@router.get("/service-points", response_model=list[ServicePointRead])
+def list_service_points(principal: PrincipalDep, database: DatabaseDep) -> Any:
+    return database.run(
+        lambda s: [
+            point_read(s, p)
+            for p in service.list_service_points(s, institution_id=principal.institution_id)
+        ]
+    )
+
+
+@router.get("/service-points/{service_point_id}", response_model=ServicePointRead)
+def get_service_point(
+    service_point_id: uuid.UUID, principal: PrincipalDep, database: DatabaseDep
+) -> Any:
+    return database.run(
+        lambda s: point_read(
+            s,
+            service.get_service_point(
+                s, institution_id=principal.institution_id, service_point_id=service_point_id
+            ),
+        )
+    )
+
+
+@router.get("/service-points/{service_point_id}/day-report", response_model=DayReportRead)
+def day_report(
+    service_point_id: uuid.UUID,
+    principal: PrincipalDep,
+    database: DatabaseDep,
+    business_date: date | None = None,
+) -> Any:
+    def unit(session: Session) -> DayReportRead:
+        day = (
+            business_date
+            or institutions.get_institution(
+                session, institution_id=principal.institution_id
+            ).business_date
+        )
+        report = service.end_of_day(
+            session,
+            institution_id=principal.institution_id,
+            service_point_id=service_point_id,
+            day=day,
+        )
+        return DayReportRead.model_validate(asdict(report))
+
+    return database.run(unit)
+
+
+@router.post("/agent-commissions", response_model=list[PayoutLineRead])
+def pay_commissions(body: CommissionRun, principal: PrincipalDep, database: DatabaseDep) -> Any:
+    lines = database.run(
+        lambda s: service.pay_commissions(
+            s, institution_id=principal.institution_id, month=body.month
+        )
+    )
+    return [PayoutLineRead(**asdict(line)) for line in lines]
+
+
+@router.post("/deposit-accounts/{account_number}/pin", status_code=204)
+def set_pin(
+    account_number: str, body: PinSet, principal: PrincipalDep, database: DatabaseDep
+) -> None:
+    database.run(
+        lambda s: service.set_pin(
+            s,
+            institution_id=principal.institution_id,
+            account_number=account_number,
+            pin=body.pin,
+            actor=principal,
+        )
+    )
+
+
+@router.post("/agent/balance-inquiries", response_model=BalanceRead)
+def balance_inquiry(body: BalanceInquiry, principal: PrincipalDep, database: DatabaseDep) -> Any:
+    def unit(session: Session) -> BalanceRead:
+        result = service.balance_inquiry(
+            session,
+            principal=principal,
+            account_number=body.account_number,
+            pin_ciphertext=body.pin_ciphertext,
+        )
+        balance = ledger.balance(
+            session, institution_id=principal.institution_id, account_id=result.account.id
+        )
+        return BalanceRead(
+            account_number=body.account_number,
+            balance=balance.balance,
+            available=balance.available,
+        )
+
+    return with_pin_failures_recorded(database, lambda: database.run(unit))
+
+
+@router.post("/agent/withdrawals", status_code=201, response_model=OperationRead)
+def assisted_withdrawal(
+    body: AssistedWithdrawal,
+    request: Request,
+    principal: PrincipalDep,
+    database: DatabaseDep,
+    key: IdempotencyKeyDep,
+) -> Any:
+    """助农取款 at a service point: PIN-checked, within the institution's limits."""
+
+    def work(session: Session) -> tuple[int, Any]:
+        result = service.assisted_withdrawal(
+            session,
+            principal=principal,
+            client_id=key,
+            account_number=body.account_number,
+            pin_ciphertext=body.pin_ciphertext,
+            amount=body.amount,
+        )
+        return 201, operation_read(session, result)
+
+    return with_pin_failures_recorded(
+        database,
+        lambda: run_idempotent(
+            request=request,
+            database=database,
+            principal=principal,
+            key=key,
+            body=body,
+            work=work,
+            action="agents.assisted_withdrawal",
+            object_type="agent_operation",
+        ),
+    )
+
+
+@router.post("/agent/deposits", status_code=201, response_model=OperationRead)
+def small_deposit(
+    body: SmallDeposit,
+    request: Request,
+    principal: PrincipalDep,
+    database: DatabaseDep,
+    key: IdempotencyKeyDep,
+) -> Any:
+    """A small deposit at a service point, where the institution allows them."""
+
+    def work(session: Session) -> tuple[int, Any]:
+        result = service.small_deposit(
+            session,
+            principal=principal,
+            client_id=key,
+            account_number=body.account_number,
+            amount=body.amount,
+        )
+        return 201, operation_read(session, result)
+
+    return run_idempotent(
+        request=request,
+        database=database,
+        principal=principal,
+        key=key,
+        body=body,
+        work=work,
+        action="agents.small_deposit",
+        object_type="agent_operation",
+    )
