@@ -68,7 +68,8 @@ from huinong.ledger import service as ledger
 from huinong.ledger.types import AccountType, CreateTransferResult, TransferInput
 from huinong.ledger.verify import verify
 from huinong.migrations import upgrade
-from huinong.security.identities import service as identities
+from huinong.security.identities import sessions, staff_users
+from raw_sql import PG_INSERT, PG_UPDATE, TRANSFER_COLUMNS
 
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/huinong_bench"
 BATCHES = (1, 100, 8190)
@@ -168,9 +169,9 @@ def access_token(work: Workload) -> str:
     """A fresh administrator of the benchmark institution, signed in (tokens are short-lived,
     so one per measurement)."""
     username = f"bench{uuid.uuid4().hex[:8]}"
-    password = identities.generate_password()
+    password = staff_users.generate_password()
     with transaction(work.factory) as session:
-        identities.create_staff_user(
+        staff_users.create_staff_user(
             session,
             institution_id=work.institution_id,
             username=username,
@@ -180,10 +181,10 @@ def access_token(work: Workload) -> str:
             must_change_password=False,
         )
     with transaction(work.factory) as session:
-        signed_in = identities.sign_in_staff(
+        signed_in = sessions.sign_in_staff(
             session, institution_code=work.institution_code, username=username, password=password
         )
-    assert isinstance(signed_in, identities.TokenPair)
+    assert isinstance(signed_in, sessions.TokenPair)
     return signed_in.access_token
 
 
@@ -220,31 +221,7 @@ def run_service(work: Workload, batch: list[TransferInput]) -> float:
 
 # --------------------------------------------------------------------------- baselines
 
-_TRANSFER_COLUMNS = (
-    "id, institution_id, debit_account_id, credit_account_id, amount, ledger, code, flags, "
-    "pending_id, timeout, reference, metadata, timestamp"
-)
-
-_PG_INSERT = f"""
-INSERT INTO ledger_transfers ({_TRANSFER_COLUMNS})
-SELECT * FROM unnest(%(id)b::uuid[], %(institution_id)b::uuid[], %(debit)b::uuid[],
-    %(credit)b::uuid[], %(amount)b::bigint[], %(ledger)b::varchar[], %(code)b::int[],
-    %(flags)b::int[], %(pending_id)b::uuid[], %(timeout)b::int[], %(reference)b::varchar[],
-    %(metadata)b::json[], %(timestamp)b::timestamptz[])
-"""
-
-_PG_UPDATE = """
-UPDATE ledger_accounts AS a
-SET debits_posted = a.debits_posted + v.dr, credits_posted = a.credits_posted + v.cr
-FROM (SELECT id, sum(dr) AS dr, sum(cr) AS cr
-      FROM unnest(%(account)b::uuid[], %(dr)b::bigint[], %(cr)b::bigint[]) AS u(id, dr, cr)
-      GROUP BY id) AS v
-WHERE a.id = v.id
-"""
-
-_SQLITE_INSERT = (
-    f"INSERT INTO ledger_transfers ({_TRANSFER_COLUMNS}) VALUES ({', '.join('?' * 13)})"
-)
+_SQLITE_INSERT = f"INSERT INTO ledger_transfers ({TRANSFER_COLUMNS}) VALUES ({', '.join('?' * 13)})"
 _SQLITE_UPDATE = (
     "UPDATE ledger_accounts SET debits_posted = debits_posted + ?, "
     "credits_posted = credits_posted + ? WHERE id = ?"
@@ -265,7 +242,7 @@ class PostgresBaseline:
         credits = [t.credit_account_id for t in batch]
         with self.connection.transaction():
             self.connection.execute(
-                _PG_INSERT,
+                PG_INSERT,
                 {
                     "id": [t.id for t in batch],
                     "institution_id": [self.institution_id] * n,
@@ -283,7 +260,7 @@ class PostgresBaseline:
                 },
             )
             self.connection.execute(
-                _PG_UPDATE,
+                PG_UPDATE,
                 {"account": debits + credits, "dr": amounts + [0] * n, "cr": [0] * n + amounts},
             )
         return time.perf_counter() - started

@@ -29,7 +29,7 @@ from huinong.ledger import service as ledger
 from huinong.ledger.verify import verify
 from huinong.migrations import upgrade
 from huinong.security.audit import service as audit
-from huinong.security.identities import service as identities
+from huinong.security.identities import sessions, staff_users
 from huinong.security.principals import STAFF_ROLES
 
 # A fixed master key for the suite, and cheap password hashing: argon2id's real cost would
@@ -118,7 +118,7 @@ def staff_token(
     through the service, as the sign-in route does)."""
     username = username or f"s{next(_codes):05d}"
     with transaction(factory) as session:
-        identities.create_staff_user(
+        staff_users.create_staff_user(
             session,
             institution_id=institution.id,
             username=username,
@@ -128,10 +128,10 @@ def staff_token(
             must_change_password=False,
         )
     with transaction(factory) as session:
-        pair = identities.sign_in_staff(
+        pair = sessions.sign_in_staff(
             session, institution_code=institution.code, username=username, password=STAFF_PASSWORD
         )
-    assert isinstance(pair, identities.TokenPair), pair
+    assert isinstance(pair, sessions.TokenPair), pair
     return pair.access_token
 
 

@@ -23,7 +23,7 @@ from huinong.institutions.models import Institution
 from huinong.ledger import service
 from huinong.ledger.chart import AccountCode
 from huinong.ledger.types import AccountType, TransferFlags, TransferInput
-from huinong.security.identities import service as identities
+from huinong.security.identities import sessions
 from huinong.security.principals import Role
 from tests.conftest import new_institution, staff_token
 
@@ -127,10 +127,10 @@ def test_institution_create_makes_its_first_administrator(factory, cli_database)
     assert result.exit_code == 0, result.output
     password = result.output.split("one-time password")[1].split()[0]
     with transaction(factory) as session:
-        signed_in = identities.sign_in_staff(
+        signed_in = sessions.sign_in_staff(
             session, institution_code=code, username="chief", password=password
         )
-    assert isinstance(signed_in, identities.TokenPair)
+    assert isinstance(signed_in, sessions.TokenPair)
     assert signed_in.must_change_password
     assert signed_in.principal.roles == {Role.admin}
     again = runner.invoke(app, ["institution", "create", code, "重复"])
@@ -143,7 +143,7 @@ def test_staff_reset_password_unlocks_and_forces_a_change(factory, cli_database)
     staff_token(factory, institution, ["teller"], username="locked.out")
     for _ in range(5):
         with transaction(factory) as session:
-            identities.sign_in_staff(
+            sessions.sign_in_staff(
                 session, institution_code=institution.code, username="locked.out", password="x"
             )
     listed = runner.invoke(app, ["staff", "list", "--institution", institution.code])
@@ -155,10 +155,10 @@ def test_staff_reset_password_unlocks_and_forces_a_change(factory, cli_database)
     assert result.exit_code == 0, result.output
     password = result.output.split("one-time password")[1].split()[0]
     with transaction(factory) as session:
-        signed_in = identities.sign_in_staff(
+        signed_in = sessions.sign_in_staff(
             session, institution_code=institution.code, username="locked.out", password=password
         )
-    assert isinstance(signed_in, identities.TokenPair) and signed_in.must_change_password
+    assert isinstance(signed_in, sessions.TokenPair) and signed_in.must_change_password
     missing = runner.invoke(
         app, ["staff", "reset-password", "nobody", "--institution", institution.code]
     )

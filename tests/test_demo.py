@@ -15,7 +15,7 @@ from huinong.payments.bills.models import Bill
 from huinong.payments.models import Payment
 from huinong.payments.service_points.models import ServicePoint
 from huinong.payments.subsidies.models import SubsidyBatch
-from huinong.security.identities import service as identities
+from huinong.security.identities import sessions
 
 
 def test_demo_bank_has_offices_customers_and_history(factory):
@@ -68,8 +68,8 @@ def test_demo_bank_has_offices_customers_and_history(factory):
         assert verify(session, institution_id=iid) == []
     for username, _, roles, _ in demo.DEMO_STAFF:
         with transaction(factory) as session:
-            signed_in = identities.sign_in_staff(
+            signed_in = sessions.sign_in_staff(
                 session, institution_code=code, username=username, password=demo.DEMO_PASSWORD
             )
-        assert isinstance(signed_in, identities.TokenPair), signed_in
+        assert isinstance(signed_in, sessions.TokenPair), signed_in
         assert signed_in.principal.roles == set(roles)

@@ -39,12 +39,14 @@ from huinong.parties import service as parties
 from huinong.parties.geography import service as geography
 from huinong.parties.models import CustomerKind
 from huinong.payments import service as payments
-from huinong.payments.bills import service as bills
+from huinong.payments.bills import billers
+from huinong.payments.bills import intake as bill_intake
+from huinong.payments.bills import paying as bill_paying
 from huinong.payments.bills.models import Bill
 from huinong.payments.codes import TransferCode
-from huinong.payments.service_points import service as service_points
-from huinong.payments.subsidies import service as subsidies
-from huinong.security.identities import service as identities
+from huinong.payments.service_points import points as service_points
+from huinong.payments.subsidies import approval, disbursement, importing
+from huinong.security.identities import staff_users
 from huinong.security.identities.models import StaffUser
 
 DEMO_CODE = "DEMO-RCB"
@@ -152,7 +154,7 @@ def load(
             for code, name, kind, parent in OFFICES
         }
         for username, display_name, roles, office in DEMO_STAFF:
-            identities.create_staff_user(
+            staff_users.create_staff_user(
                 session,
                 institution_id=institution.id,
                 username=username,
@@ -262,7 +264,7 @@ def load(
     batch_id = _at(
         clock.now(), factory, partial(_village_end, institution_id=institution_id, opened=opened)
     )
-    subsidies.run_disbursement(factory, institution_id=institution_id, batch_id=batch_id)
+    disbursement.run_disbursement(factory, institution_id=institution_id, batch_id=batch_id)
     return DEMO_CODE
 
 
@@ -331,14 +333,14 @@ def _village_end(
         amount=2_000_000,
         memo="备付金 float top-up",
     )
-    biller = bills.create_biller(
+    biller = billers.create_biller(
         session,
         institution_id=institution_id,
         code="DEMO-POWER",
         name="国网示范县供电公司 County Power Supply",
         kind="electricity",
     )
-    imported = bills.import_bill_file(
+    imported = bill_intake.import_bill_file(
         session, institution_id=institution_id, biller_id=biller.id, data=DEMO_BILLS.encode()
     )
     first = session.scalar(
@@ -348,7 +350,7 @@ def _village_end(
         .limit(1)
     )
     assert first is not None
-    bills.pay_bill_from_account_number(
+    bill_paying.pay_bill_from_account_number(
         session,
         institution_id=institution_id,
         client_id="demo-bill-1",
@@ -406,7 +408,7 @@ def _subsidy_batch(
             )
         ).all()
     )
-    batch = subsidies.import_batch(
+    batch = importing.import_batch(
         session,
         institution_id=institution_id,
         maker_id=users["teller"],
@@ -414,10 +416,10 @@ def _subsidy_batch(
         file_name="2026耕地地力保护补贴.csv",
         content="\r\n".join(lines).encode(),
     )
-    subsidies.submit_batch(
+    approval.submit_batch(
         session, institution_id=institution_id, batch_id=batch.id, actor_id=users["teller"]
     )
-    subsidies.approve_batch(
+    approval.approve_batch(
         session, institution_id=institution_id, batch_id=batch.id, checker_id=users["approver"]
     )
     return batch.id

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from huinong import clock
 from huinong.db import transaction
-from huinong.security.identities import service as identities
+from huinong.security.identities import staff_users
 from huinong.security.identities.senders import OutboxSender
 from huinong.security.principals import Role
 from tests.api.conftest import API, Bank, assert_problem
@@ -23,7 +23,7 @@ GOOD_PASSWORD = "Nongshang-2026!"
 def make_user(bank: Bank, *roles: Role, must_change: bool = False) -> str:
     username = f"user{uuid.uuid4().hex[:8]}"
     with transaction(bank.factory) as session:
-        identities.create_staff_user(
+        staff_users.create_staff_user(
             session,
             institution_id=bank.id,
             username=username,

@@ -342,6 +342,18 @@ def bodies(victim: Victim, attacker: Bank) -> dict[tuple[str, str], Callable[[],
             "pin_ciphertext": "00",
             "amount": 100,
         },
+        ("POST", f"{API}/agent/transfers"): lambda: {
+            "account_number": ids["account_number"],
+            "pin_ciphertext": "00",
+            "to_account_number": ids["account_number"],
+            "amount": 100,
+        },
+        ("POST", f"{API}/agent/bill-payments"): lambda: {
+            "account_number": ids["account_number"],
+            "pin_ciphertext": "00",
+            "bill_id": ids["bill_id"],
+            "amount": 100,
+        },
         ("POST", f"{API}/agent/deposits"): lambda: {
             "account_number": ids["account_number"],
             "amount": 100,

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from huinong.api.app import create_app
 from huinong.db import transaction
 from huinong.security import permissions
-from huinong.security.identities import service as identities
+from huinong.security.identities import customers, sessions
 from huinong.security.principals import Role
 from tests.api.conftest import API, Bank
 
@@ -64,7 +64,7 @@ def customer_headers(bank: Bank) -> dict[str, str]:
     phone = f"135{uuid.uuid4().int % 10**8:08d}"
     password = "Nongshang-2026!"
     with transaction(bank.factory) as session:
-        identities.register_customer_credential(
+        customers.register_customer_credential(
             session,
             institution_id=bank.id,
             customer_id=uuid.UUID(customer["id"]),
@@ -72,13 +72,13 @@ def customer_headers(bank: Bank) -> dict[str, str]:
             password=password,
         )
     with transaction(bank.factory) as session:
-        issued = identities.issue_one_time_code(session, institution_code=bank.code, phone=phone)
+        issued = customers.issue_one_time_code(session, institution_code=bank.code, phone=phone)
     assert issued is not None
     with transaction(bank.factory) as session:
-        pair = identities.sign_in_customer(
+        pair = customers.sign_in_customer(
             session, institution_code=bank.code, phone=phone, password=password, code=issued[1]
         )
-    assert isinstance(pair, identities.TokenPair)
+    assert isinstance(pair, sessions.TokenPair)
     return {"Authorization": f"Bearer {pair.access_token}"}
 
 

@@ -227,6 +227,66 @@ def test_balance_inquiry_needs_the_pin(bank: Bank) -> None:
     assert_problem(garbled, 422, "agents.pin_unreadable", "pin_ciphertext")
 
 
+def test_transfer_and_bill_payment_count_against_the_customers_day(bank: Bank) -> None:
+    admin = bank.as_role(Role.admin)
+    terms = dict(
+        admin.ok(admin.get("/agent-terms")),
+        withdrawal_per_transaction=10_000,
+        withdrawal_per_customer_day=10_000,
+    )
+    assert bank.client.put("/api/v1/agent-terms", headers=admin.headers, json=terms).is_success
+    point = open_point(bank)
+    account = customer_with_pin(bank, 50_000)
+    payee = bank.deposit_account()["account_number"]
+    sent = point.post(
+        "/agent/transfers",
+        {
+            "account_number": account,
+            "pin_ciphertext": point.pin(),
+            "to_account_number": payee,
+            "amount": 6_000,
+        },
+    )
+    assert sent.status_code == 201, sent.text
+    assert sent.json()["kind"] == "transfer" and sent.json()["commission"] == 50
+    assert bank.balance(payee) == 6_000
+    biller = bank.ok(
+        bank.post("/billers", {"code": "SP-POWER", "name": "供电", "kind": "electricity"}), 201
+    )
+    imported = bank.client.post(
+        f"/api/v1/billers/{biller['id']}/bill-files",
+        content=b"reference,period,amount,due_date\n3302001,2026-10,40.00,2026-11-30\n"
+        b"3302002,2026-10,50.00,2026-11-30\n",
+        headers={**bank.headers, "Content-Type": "text/csv"},
+    )
+    assert imported.status_code < 300, imported.text
+    due = bank.ok(bank.get("/bills", biller_id=biller["id"]))["items"]
+    first, second = sorted(due, key=lambda b: b["reference"])
+
+    def pay(bill: dict[str, Any]) -> Any:
+        body = {
+            "account_number": account,
+            "pin_ciphertext": point.pin(),
+            "bill_id": bill["id"],
+            "amount": bill["amount_due"],
+        }
+        return point.post("/agent/bill-payments", body)
+
+    paid = pay(first)
+    assert paid.status_code == 201, paid.text
+    assert paid.json()["kind"] == "bill_payment" and paid.json()["bill_payment_id"]
+    assert bank.ok(bank.get(f"/bills/{first['id']}"))["status"] == "paid"
+    # 6,000 + 4,000 paid out today: the 5,000 bill would pass the 10,000 daily limit.
+    assert_problem(pay(second), 409, "agents.over_customer_day_limit", "amount")
+    assert bank.balance(account) == 40_000
+    report = bank.ok(bank.get(f"/service-points/{point.id}/day-report"))
+    assert {t["kind"]: t["count"] for t in report["totals"]} == {
+        "bill_payment": 1,
+        "transfer": 1,
+    }
+    assert report["differences"] == []
+
+
 def test_only_a_signed_service_point_terminal_operates(bank: Bank) -> None:
     account = customer_with_pin(bank)
     staff_agent = bank.as_role(Role.agent)

@@ -31,7 +31,7 @@ from huinong.parties.geography.models import Division, GridVillage
 from huinong.parties.models import CustomerKind
 from huinong.parties.rules import resident_id_check_char
 from huinong.security.audit.models import AuditRecord
-from huinong.security.identities import service as identities
+from huinong.security.identities import staff_users
 from tests.conftest import STAFF_PASSWORD, new_institution
 
 runner = CliRunner()
@@ -254,7 +254,7 @@ def setting(factory: sessionmaker[Session]) -> Setting:
         )
 
         def user(roles: list[str]) -> uuid.UUID:
-            return identities.create_staff_user(
+            return staff_users.create_staff_user(
                 s,
                 institution_id=iid,
                 username=f"g{next(_people):05d}",

@@ -18,8 +18,9 @@ from huinong.ledger import service as ledger
 from huinong.ledger.chart import AccountCode
 from huinong.ledger.models import Transfer
 from huinong.payments import service as payments
-from huinong.payments.bills import files, service
+from huinong.payments.bills import billers, confirmations, files, intake, paying, settlement
 from huinong.payments.bills.client import BillerError
+from huinong.payments.bills.common import FileRejected
 from huinong.payments.bills.fake_biller import FakeBiller, running
 from huinong.payments.bills.models import (
     Bill,
@@ -44,7 +45,7 @@ BILL_FILE = (
 
 def make_biller(factory, institution, code="GRID", **kw):
     with transaction(factory) as s:
-        biller = service.create_biller(
+        biller = billers.create_biller(
             s,
             institution_id=institution.id,
             code=code,
@@ -57,7 +58,7 @@ def make_biller(factory, institution, code="GRID", **kw):
 
 def import_file(factory, institution, biller_id, data=BILL_FILE):
     with transaction(factory) as s:
-        result = service.import_bill_file(
+        result = intake.import_bill_file(
             s, institution_id=institution.id, biller_id=biller_id, data=data, filename="b.csv"
         )
         return result.replayed, result.bill_file.new_bills
@@ -75,7 +76,7 @@ def bill_of(factory, institution, reference):
 def pay(factory, institution, bill_id, number, amount, key="k1", channel="counter"):
     def unit(s):
         account = payments.deposit_account(s, institution_id=institution.id, account_number=number)
-        payment = service.pay_bill(
+        payment = paying.pay_bill(
             s,
             institution_id=institution.id,
             client_id=key,
@@ -91,8 +92,8 @@ def pay(factory, institution, bill_id, number, amount, key="k1", channel="counte
 
 def settlement_balance(factory, institution, biller_id):
     with factory() as s:
-        biller = service.get_biller(s, institution_id=institution.id, biller_id=biller_id)
-        return service.settlement_balance(s, biller)
+        biller = billers.get_biller(s, institution_id=institution.id, biller_id=biller_id)
+        return billers.settlement_balance(s, biller)
 
 
 def counts(factory, institution):
@@ -114,27 +115,27 @@ def counts(factory, institution):
 def test_a_biller_gets_its_own_settlement_account(factory, institution):
     biller_id = make_biller(factory, institution)
     with factory() as s:
-        biller = service.get_biller(s, institution_id=institution.id, biller_id=biller_id)
+        biller = billers.get_biller(s, institution_id=institution.id, biller_id=biller_id)
         account = ledger.get_account(
             s, institution_id=institution.id, account_id=biller.settlement_account_id
         )
         assert (account.code, account.owner_id, account.type) == (
-            service.AGENCY_PAYABLES,
+            billers.AGENCY_PAYABLES,
             biller.id,
             "liability",
         )
         assert account.debits_must_not_exceed_credits
         assert biller.our_private_key_wrapped is None  # a file biller has no keys
     with pytest.raises(Conflict) as taken, transaction(factory) as s:
-        service.create_biller(
+        billers.create_biller(
             s, institution_id=institution.id, code="GRID", name="x", kind="electricity"
         )
     assert taken.value.field == "code"
     with pytest.raises(InvalidInput) as kind, transaction(factory) as s:
-        service.create_biller(s, institution_id=institution.id, code="W", name="x", kind="gas")
+        billers.create_biller(s, institution_id=institution.id, code="W", name="x", kind="gas")
     assert kind.value.field == "kind"
     with pytest.raises(InvalidInput) as http, transaction(factory) as s:
-        service.create_biller(
+        billers.create_biller(
             s, institution_id=institution.id, code="T", name="x", kind="telecom", protocol="http"
         )
     assert http.value.field == "base_url"
@@ -156,8 +157,8 @@ def test_a_file_with_a_bad_row_writes_nothing(factory, institution):
     biller_id = make_biller(factory, institution)
     before = counts(factory, institution)
     bad = BILL_FILE + "3301009,2026-10,abc,2026-11-30\n".encode("gbk")
-    with pytest.raises(service.FileRejected) as rejected, transaction(factory) as s:
-        service.import_bill_file(s, institution_id=institution.id, biller_id=biller_id, data=bad)
+    with pytest.raises(FileRejected) as rejected, transaction(factory) as s:
+        intake.import_bill_file(s, institution_id=institution.id, biller_id=biller_id, data=bad)
     assert [(e.row, e.column) for e in rejected.value.errors] == [(5, "金额")]
     assert rejected.value.status == 422
     assert counts(factory, institution) == before
@@ -172,10 +173,8 @@ def test_a_row_contradicting_a_bill_on_record_rejects_the_file(factory, institut
         b"3309999,2026-10,1.00,2026-11-30\n"
         b"3301001,2026-10,1.00,2026-11-30\n"
     )
-    with pytest.raises(service.FileRejected) as rejected, transaction(factory) as s:
-        service.import_bill_file(
-            s, institution_id=institution.id, biller_id=biller_id, data=changed
-        )
+    with pytest.raises(FileRejected) as rejected, transaction(factory) as s:
+        intake.import_bill_file(s, institution_id=institution.id, biller_id=biller_id, data=changed)
     assert [(e.row, e.column) for e in rejected.value.errors] == [(3, "amount")]
     assert counts(factory, institution) == before
 
@@ -183,8 +182,8 @@ def test_a_row_contradicting_a_bill_on_record_rejects_the_file(factory, institut
 def test_missing_columns_write_nothing(factory, institution):
     biller_id = make_biller(factory, institution)
     before = counts(factory, institution)
-    with pytest.raises(service.FileRejected) as rejected, transaction(factory) as s:
-        service.import_bill_file(
+    with pytest.raises(FileRejected) as rejected, transaction(factory) as s:
+        intake.import_bill_file(
             s, institution_id=institution.id, biller_id=biller_id, data=b"reference,amount\n1,2\n"
         )
     assert {e.column for e in rejected.value.errors} == {"period", "due_date"}
@@ -270,7 +269,7 @@ def test_another_institutions_bill_is_not_found(factory, institution):
     with pytest.raises(NotFound):
         pay(factory, other, bill_id, number, due)
     with pytest.raises(NotFound), factory() as s:
-        service.get_biller(s, institution_id=other.id, biller_id=biller_id)
+        billers.get_biller(s, institution_id=other.id, biller_id=biller_id)
 
 
 # --------------------------------------------------------------------------- HTTP billers
@@ -295,7 +294,7 @@ def http_biller(factory, institution, fake, code="TEL"):
         biller_public_key=fake.public_key.to_hex(),
     )
     with factory() as s:
-        biller = service.get_biller(s, institution_id=institution.id, biller_id=biller_id)
+        biller = billers.get_biller(s, institution_id=institution.id, biller_id=biller_id)
         fake.clients[institution.code] = SM2PublicKey.from_hex(biller.our_public_key)
     return biller_id
 
@@ -303,12 +302,14 @@ def http_biller(factory, institution, fake, code="TEL"):
 def test_an_http_bill_is_queried_paid_and_confirmed(factory, institution, fake):
     biller_id = http_biller(factory, institution, fake)
     fake.add_bill("13900001111", "2026-11", 5000, date(2026, 12, 10))
-    [bill_id] = service.refresh_bills(
+    [bill_id] = intake.refresh_bills(
         factory, institution_id=institution.id, biller_id=biller_id, reference="13900001111"
     )
     number = open_funded(factory, institution, 8000)
     payment_id = pay(factory, institution, bill_id, number, 5000)
-    outcome = service.confirm_payment(factory, institution_id=institution.id, payment_id=payment_id)
+    outcome = confirmations.confirm_payment(
+        factory, institution_id=institution.id, payment_id=payment_id
+    )
     assert outcome.confirmation == Confirmation.confirmed
     [(confirmed_id, confirmation)] = fake.confirmations.items()
     assert confirmed_id == str(payment_id) and confirmation["amount_fen"] == 5000
@@ -317,7 +318,7 @@ def test_an_http_bill_is_queried_paid_and_confirmed(factory, institution, fake):
         assert payment.biller_receipt == confirmation["receipt"]
         assert payment.confirmation_attempts == 1
     # the biller now says paid; asking again does not reopen our bill
-    service.refresh_bills(
+    intake.refresh_bills(
         factory, institution_id=institution.id, biller_id=biller_id, reference="13900001111"
     )
     with factory() as s:
@@ -327,18 +328,18 @@ def test_an_http_bill_is_queried_paid_and_confirmed(factory, institution, fake):
 def test_the_biller_is_authoritative_for_an_unpaid_amount(factory, institution, fake):
     biller_id = http_biller(factory, institution, fake)
     remote = fake.add_bill("13900002222", "2026-11", 5000)
-    [bill_id] = service.refresh_bills(
+    [bill_id] = intake.refresh_bills(
         factory, institution_id=institution.id, biller_id=biller_id, reference="13900002222"
     )
     fake.bills[remote]["amount_fen"] = 6000
-    service.refresh_bills(
+    intake.refresh_bills(
         factory, institution_id=institution.id, biller_id=biller_id, reference="13900002222"
     )
     number = open_funded(factory, institution, 10_000)
     with pytest.raises(InvalidInput):
         pay(factory, institution, bill_id, number, 5000)
     fake.bills[remote]["status"] = "paid"  # paid elsewhere meanwhile
-    service.refresh_bills(
+    intake.refresh_bills(
         factory, institution_id=institution.id, biller_id=biller_id, reference="13900002222"
     )
     with pytest.raises(Conflict) as cancelled:
@@ -349,28 +350,30 @@ def test_the_biller_is_authoritative_for_an_unpaid_amount(factory, institution, 
 def test_a_failed_confirmation_stays_pending_and_is_retried(factory, institution, fake):
     biller_id = http_biller(factory, institution, fake)
     fake.add_bill("13900003333", "2026-11", 2500)
-    [bill_id] = service.refresh_bills(
+    [bill_id] = intake.refresh_bills(
         factory, institution_id=institution.id, biller_id=biller_id, reference="13900003333"
     )
     number = open_funded(factory, institution, 2500)
     payment_id = pay(factory, institution, bill_id, number, 2500)
     fake.fail_confirmations = 2
-    first = service.confirm_payment(factory, institution_id=institution.id, payment_id=payment_id)
+    first = confirmations.confirm_payment(
+        factory, institution_id=institution.id, payment_id=payment_id
+    )
     assert first.confirmation == Confirmation.pending
     assert "bills.biller_unavailable" in (first.error or "")
     # the money has moved whatever the biller says
     assert balance(factory, institution, number) == 0
     assert settlement_balance(factory, institution, biller_id) == 2500
-    summary = service.confirm_pending(factory, institution_id=institution.id)
+    summary = confirmations.confirm_pending(factory, institution_id=institution.id)
     assert (summary.confirmed, summary.still_pending) == (0, 1)
-    summary = service.confirm_pending(factory, institution_id=institution.id)
+    summary = confirmations.confirm_pending(factory, institution_id=institution.id)
     assert (summary.confirmed, summary.still_pending) == (1, 0)
     with factory() as s:
         payment = s.get(BillPayment, payment_id)
         assert (payment.confirmation, payment.confirmation_attempts) == ("confirmed", 3)
         assert payment.last_confirmation_error is None
     assert list(fake.confirmations) == [str(payment_id)]
-    assert service.confirm_pending(factory, institution_id=institution.id).confirmed == 0
+    assert confirmations.confirm_pending(factory, institution_id=institution.id).confirmed == 0
 
 
 def test_bad_signatures_both_ways(factory, institution, fake):
@@ -378,16 +381,16 @@ def test_bad_signatures_both_ways(factory, institution, fake):
     fake.add_bill("13900004444", "2026-11", 100)
     fake.clients[institution.code] = SM2PrivateKey.generate().public_key  # they lost our key
     with pytest.raises(BillerError) as refused:
-        service.refresh_bills(
+        intake.refresh_bills(
             factory, institution_id=institution.id, biller_id=biller_id, reference="13900004444"
         )
     assert refused.value.code == "bills.biller_refused"
     with factory() as s:
-        biller = service.get_biller(s, institution_id=institution.id, biller_id=biller_id)
+        biller = billers.get_biller(s, institution_id=institution.id, biller_id=biller_id)
         fake.clients[institution.code] = SM2PublicKey.from_hex(biller.our_public_key)
     fake.answer_key = SM2PrivateKey.generate()  # an impostor answers
     with pytest.raises(BillerError) as forged:
-        service.refresh_bills(
+        intake.refresh_bills(
             factory, institution_id=institution.id, biller_id=biller_id, reference="13900004444"
         )
     assert forged.value.code == "bills.biller_answer_invalid"
@@ -412,7 +415,7 @@ def test_the_settlement_file_lists_the_days_payments_with_totals(factory, instit
         ids.append(pay(factory, institution, bill_id, number, due, key=f"s{i}"))
     day = _paid_day(factory, institution, ids[0])
     with transaction(factory) as s:
-        data, totals = service.settlement_file(
+        data, totals = settlement.settlement_file(
             s, institution_id=institution.id, biller_id=biller_id, business_date=day
         )
     lines, read_totals = files.read_settlement_file(data)
@@ -420,7 +423,7 @@ def test_the_settlement_file_lists_the_days_payments_with_totals(factory, instit
     assert [line.payment_id for line in lines] == [str(i) for i in ids]
     assert [line.reference for line in lines] == ["3301001", "3301002"]
     with transaction(factory) as s:
-        _, none = service.settlement_file(
+        _, none = settlement.settlement_file(
             s, institution_id=institution.id, biller_id=biller_id, business_date=date(2000, 1, 1)
         )
     assert none == files.SettlementTotals(0, 0)
@@ -432,11 +435,11 @@ def test_reconciliation_lists_each_mismatch_and_settles_only_matches(factory, in
     ids = []
     for i, amount in enumerate((1000, 2000, 3000, 4000)):
         fake.add_bill(f"1390000{i:04d}", "2026-11", amount)
-        [bill_id] = service.refresh_bills(
+        [bill_id] = intake.refresh_bills(
             factory, institution_id=institution.id, biller_id=biller_id, reference=f"1390000{i:04d}"
         )
         payment_id = pay(factory, institution, bill_id, number, amount, key=f"r{i}")
-        service.confirm_payment(factory, institution_id=institution.id, payment_id=payment_id)
+        confirmations.confirm_payment(factory, institution_id=institution.id, payment_id=payment_id)
         ids.append(str(payment_id))
     day = _paid_day(factory, institution, ids[0])
     with factory() as s:
@@ -456,12 +459,12 @@ def test_reconciliation_lists_each_mismatch_and_settles_only_matches(factory, in
     )
     before_clearing = _clearing(factory, institution)
     with transaction(factory) as s:
-        result = service.reconcile(
+        result = settlement.reconcile(
             s, institution_id=institution.id, biller_id=biller_id, data=returned
         )
         found = {
             (i.kind, i.payment_reference): (i.our_amount, i.their_amount)
-            for i in service.reconciliation_items(s, reconciliation=result)
+            for i in settlement.reconciliation_items(s, reconciliation=result)
         }
         result_id, settled = result.id, result.settled_amount
         assert result.business_date == day
@@ -476,7 +479,7 @@ def test_reconciliation_lists_each_mismatch_and_settles_only_matches(factory, in
     assert _clearing(factory, institution) == before_clearing - 1000
     # the same file again: the stored result, nothing settled twice
     with transaction(factory) as s:
-        again = service.reconcile(
+        again = settlement.reconcile(
             s, institution_id=institution.id, biller_id=biller_id, data=returned
         )
         assert again.id == result_id
@@ -484,7 +487,7 @@ def test_reconciliation_lists_each_mismatch_and_settles_only_matches(factory, in
     # a corrected file settles the rest, and not the first payment again
     corrected = fake.return_file(day)
     with transaction(factory) as s:
-        fixed = service.reconcile(
+        fixed = settlement.reconcile(
             s, institution_id=institution.id, biller_id=biller_id, data=corrected, business_date=day
         )
         assert (fixed.mismatch_count, fixed.matched_count, fixed.settled_amount) == (0, 4, 9000)
@@ -508,8 +511,8 @@ def _clearing(factory, institution):
 
 def test_a_bad_return_file_is_rejected_whole(factory, institution):
     biller_id = make_biller(factory, institution)
-    with pytest.raises(service.FileRejected) as rejected, transaction(factory) as s:
-        service.reconcile(
+    with pytest.raises(FileRejected) as rejected, transaction(factory) as s:
+        settlement.reconcile(
             s,
             institution_id=institution.id,
             biller_id=biller_id,
@@ -518,7 +521,7 @@ def test_a_bad_return_file_is_rejected_whole(factory, institution):
         )
     assert [(e.row, e.column) for e in rejected.value.errors] == [(3, "amount")]
     with pytest.raises(InvalidInput) as undated, transaction(factory) as s:
-        service.reconcile(
+        settlement.reconcile(
             s, institution_id=institution.id, biller_id=biller_id, data=b"payment_id,amount\nx,1\n"
         )
     assert undated.value.field == "business_date"
@@ -604,4 +607,4 @@ def test_the_cli_imports_settles_and_reconciles(factory, institution, cli_databa
 
 def biller_id_of(factory, institution, code):
     with factory() as s:
-        return service.get_biller_by_code(s, institution_id=institution.id, code=code).id
+        return billers.get_biller_by_code(s, institution_id=institution.id, code=code).id

@@ -24,7 +24,7 @@ from huinong.parties import rules as party_rules
 from huinong.parties import service as parties
 from huinong.parties.models import CustomerKind
 from huinong.payments import service as payments
-from huinong.payments.subsidies import service as subsidies
+from huinong.payments.subsidies import approval, common, disbursement, importing, reporting
 from huinong.payments.subsidies.models import (
     BatchStatus,
     RowStatus,
@@ -113,7 +113,7 @@ class World:
 
     def import_(self, content: bytes, **kwargs: object) -> uuid.UUID:
         with transaction(self.factory) as session:
-            batch = subsidies.import_batch(
+            batch = importing.import_batch(
                 session,
                 institution_id=self.id,
                 maker_id=MAKER,
@@ -126,16 +126,16 @@ class World:
 
     def approve(self, batch_id: uuid.UUID) -> None:
         with transaction(self.factory) as session:
-            subsidies.submit_batch(
+            approval.submit_batch(
                 session, institution_id=self.id, batch_id=batch_id, actor_id=MAKER
             )
         with transaction(self.factory) as session:
-            subsidies.approve_batch(
+            approval.approve_batch(
                 session, institution_id=self.id, batch_id=batch_id, checker_id=CHECKER
             )
 
-    def disburse(self, batch_id: uuid.UUID, **kwargs: object) -> subsidies.DisbursementRun:
-        return subsidies.run_disbursement(
+    def disburse(self, batch_id: uuid.UUID, **kwargs: object) -> disbursement.DisbursementRun:
+        return disbursement.run_disbursement(
             self.factory,
             institution_id=self.id,
             batch_id=batch_id,
@@ -151,12 +151,12 @@ class World:
         with self.factory() as session:
             return [
                 (e.row, e.column, e.code)
-                for e in subsidies.row_errors(session, institution_id=self.id, batch_id=batch_id)
+                for e in reporting.row_errors(session, institution_id=self.id, batch_id=batch_id)
             ]
 
-    def summary(self, batch_id: uuid.UUID) -> subsidies.BatchSummary:
+    def summary(self, batch_id: uuid.UUID) -> reporting.BatchSummary:
         with self.factory() as session:
-            return subsidies.summary(session, institution_id=self.id, batch_id=batch_id)
+            return reporting.summary(session, institution_id=self.id, batch_id=batch_id)
 
 
 def make_world(
@@ -238,7 +238,7 @@ def test_rows_are_checked_against_customers_and_accounts(
         batch = session.get(SubsidyBatch, batch_id)
         assert batch is not None
         assert (batch.row_count, batch.valid_count, batch.valid_amount) == (7, 2, 1234 + 10000)
-        report = subsidies.error_report(session, institution_id=world.id, batch_id=batch_id)
+        report = reporting.error_report(session, institution_id=world.id, batch_id=batch_id)
         assert report.lstrip("\ufeff").splitlines()[0] == "row,column,code,message"
         assert "3,name,subsidies.name_mismatch," in report
         # ID numbers are stored encrypted, found again by their blind index
@@ -246,7 +246,7 @@ def test_rows_are_checked_against_customers_and_accounts(
             select(SubsidyRow.id_number_ciphertext).where(SubsidyRow.batch_id == batch_id)
         ).all()
         assert all(a.id_number.encode() not in bytes(r[0]) for r in raw if r[0] is not None)
-        assert subsidies.row_id_number(session, rows[2]) == a.id_number
+        assert reporting.row_id_number(session, rows[2]) == a.id_number
 
 
 def test_a_closed_account_and_a_non_government_payer(factory: sessionmaker[Session]) -> None:
@@ -260,7 +260,7 @@ def test_a_closed_account_and_a_non_government_payer(factory: sessionmaker[Sessi
     assert world.errors(batch_id) == [(2, "account_number", "subsidies.account_closed")]
     farmer = world.farmers[0]
     with transaction(factory) as session, pytest.raises(InvalidInput) as caught:
-        subsidies.import_batch(
+        importing.import_batch(
             session,
             institution_id=world.id,
             maker_id=MAKER,
@@ -326,9 +326,9 @@ def test_duplicates_against_earlier_batches(factory: sessionmaker[Session]) -> N
     )
     assert world.errors(second) == [(2, "id_number", "subsidies.duplicate_in_earlier_batch")]
     with transaction(factory) as session:
-        subsidies.submit_batch(session, institution_id=world.id, batch_id=first, actor_id=MAKER)
+        approval.submit_batch(session, institution_id=world.id, batch_id=first, actor_id=MAKER)
     with transaction(factory) as session:
-        subsidies.reject_batch(
+        approval.reject_batch(
             session,
             institution_id=world.id,
             batch_id=first,
@@ -344,30 +344,30 @@ def test_maker_checker(factory: sessionmaker[Session]) -> None:
     world = make_world(factory, 1)
     batch_id = world.import_(world.csv([world.line(world.farmers[0])]))
     with transaction(factory) as session, pytest.raises(Conflict):
-        subsidies.approve_batch(
+        approval.approve_batch(
             session, institution_id=world.id, batch_id=batch_id, checker_id=CHECKER
         )
     with transaction(factory) as session:
-        subsidies.submit_batch(session, institution_id=world.id, batch_id=batch_id, actor_id=MAKER)
+        approval.submit_batch(session, institution_id=world.id, batch_id=batch_id, actor_id=MAKER)
     with transaction(factory) as session, pytest.raises(Forbidden) as caught:
-        subsidies.approve_batch(
+        approval.approve_batch(
             session, institution_id=world.id, batch_id=batch_id, checker_id=MAKER
         )
     assert caught.value.code == "subsidies.self_approval"
     with transaction(factory) as session, pytest.raises(Forbidden):
-        subsidies.reject_batch(
+        approval.reject_batch(
             session, institution_id=world.id, batch_id=batch_id, checker_id=MAKER, reason="x"
         )
     with transaction(factory) as session, pytest.raises(InvalidInput) as reason:
-        subsidies.reject_batch(
+        approval.reject_batch(
             session, institution_id=world.id, batch_id=batch_id, checker_id=CHECKER, reason=" "
         )
     assert reason.value.field == "reason"
     with transaction(factory) as session, pytest.raises(Conflict):
         # not approved yet: nothing is paid
-        subsidies.disburse_chunk(session, institution_id=world.id, batch_id=batch_id)
+        disbursement.disburse_chunk(session, institution_id=world.id, batch_id=batch_id)
     with transaction(factory) as session:
-        subsidies.approve_batch(
+        approval.approve_batch(
             session, institution_id=world.id, batch_id=batch_id, checker_id=CHECKER
         )
     with factory() as session:
@@ -412,9 +412,9 @@ def test_disbursement_pays_and_reconciles(factory: sessionmaker[Session]) -> Non
     assert world.suspense_balance() == 1
     report = world.summary(batch_id)
     assert report.batch.status == BatchStatus.disbursed
-    assert report.by_status["paid"] == subsidies.StatusTotal(3, 35050)
-    assert report.by_status["suspense"] == subsidies.StatusTotal(1, 1)
-    assert report.by_status["invalid"] == subsidies.StatusTotal(1, 30000)
+    assert report.by_status["paid"] == reporting.StatusTotal(3, 35050)
+    assert report.by_status["suspense"] == reporting.StatusTotal(1, 1)
+    assert report.by_status["invalid"] == reporting.StatusTotal(1, 30000)
     assert report.payer_debit == 35051 and report.reconciled
     with factory() as session:
         chunks = session.scalar(
@@ -442,7 +442,7 @@ def test_a_crash_mid_batch_resumes_without_paying_twice(factory: sessionmaker[Se
     world.approve(batch_id)
     seen: list[int] = []
 
-    def crash_after_second(chunk: subsidies.ChunkOutcome) -> None:
+    def crash_after_second(chunk: disbursement.ChunkOutcome) -> None:
         seen.append(chunk.rows)
         if len(seen) == 2:
             raise Crash
@@ -460,9 +460,11 @@ def test_a_crash_mid_batch_resumes_without_paying_twice(factory: sessionmaker[Se
     assert world.balance(world.payer_account) == 1_000_000 - 2800
     with factory() as session:
         transfers = session.scalars(
-            select(Transfer.id).where(Transfer.reference == subsidies.batch_reference(batch_id))
+            select(Transfer.id).where(Transfer.reference == common.batch_reference(batch_id))
         ).all()
-    assert sorted(transfers) == sorted(subsidies.row_transfer_id(batch_id, n) for n in range(2, 9))
+    assert sorted(transfers) == sorted(
+        disbursement.row_transfer_id(batch_id, n) for n in range(2, 9)
+    )
     assert world.summary(batch_id).reconciled
 
 
@@ -520,7 +522,7 @@ def test_a_row_whose_account_closed_fails_and_is_not_debited(
     assert rows[3].failure_code == "credit_account_already_closed"
     assert world.balance(world.payer_account) == 90_000
     report = world.summary(batch_id)
-    assert report.by_status["failed"] == subsidies.StatusTotal(1, 10_000)
+    assert report.by_status["failed"] == reporting.StatusTotal(1, 10_000)
     assert report.reconciled
 
 
@@ -542,7 +544,7 @@ def test_suspense_is_paid_when_the_account_opens(factory: sessionmaker[Session])
     world.approve(batch_id)
     world.disburse(batch_id)
     assert world.suspense_balance() == 5000
-    assert world.summary(batch_id).by_status["suspense"] == subsidies.StatusTotal(2, 5000)
+    assert world.summary(batch_id).by_status["suspense"] == reporting.StatusTotal(2, 5000)
     with transaction(factory) as session:
         account = payments.open_deposit_account(
             session, institution_id=world.id, customer_id=customer.id
@@ -551,8 +553,8 @@ def test_suspense_is_paid_when_the_account_opens(factory: sessionmaker[Session])
     assert world.balance(opened or "") == 5000
     assert world.suspense_balance() == 0
     report = world.summary(batch_id)
-    assert report.by_status["paid"] == subsidies.StatusTotal(2, 5000)
-    assert report.released_from_suspense == subsidies.StatusTotal(2, 5000)
+    assert report.by_status["paid"] == reporting.StatusTotal(2, 5000)
+    assert report.released_from_suspense == reporting.StatusTotal(2, 5000)
     assert report.payer_debit == 5000 and report.reconciled
     # A second account pays nothing more.
     with transaction(factory) as session:
@@ -577,7 +579,7 @@ def test_xlsx_import(factory: sessionmaker[Session]) -> None:
     out = io.BytesIO()
     book.save(out)
     with transaction(factory) as session:
-        batch = subsidies.import_batch(
+        batch = importing.import_batch(
             session,
             institution_id=world.id,
             maker_id=MAKER,
@@ -593,12 +595,12 @@ def test_the_command_line(factory: sessionmaker[Session], tmp_path: Path) -> Non
     from typer.testing import CliRunner
 
     from huinong.cli.subsidies import app
-    from huinong.security.identities import service as identities
+    from huinong.security.identities import staff_users
 
     world = make_world(factory, 2, funds=100_000)
     a, b = world.farmers
     with transaction(factory) as session:
-        maker = identities.create_staff_user(
+        maker = staff_users.create_staff_user(
             session,
             institution_id=world.id,
             username=f"maker{next(_serial)}",
@@ -628,11 +630,11 @@ def test_the_command_line(factory: sessionmaker[Session], tmp_path: Path) -> Non
     assert report.exit_code == 0, report.output
     assert "3,name,subsidies.name_mismatch," in report.stdout
     with transaction(factory) as session:
-        subsidies.submit_batch(
+        approval.submit_batch(
             session, institution_id=world.id, batch_id=batch_id, actor_id=maker_id
         )
     with transaction(factory) as session:
-        subsidies.approve_batch(
+        approval.approve_batch(
             session, institution_id=world.id, batch_id=batch_id, checker_id=CHECKER
         )
     paid = runner.invoke(app, ["disburse", str(batch_id), "--institution", code])
@@ -655,7 +657,7 @@ def test_imports_racing_each_other_are_caught_at_approval(
         batches = []
         for session in (first, second):  # the second does not see the first's rows
             batches.append(
-                subsidies.import_batch(
+                importing.import_batch(
                     session,
                     institution_id=world.id,
                     maker_id=MAKER,

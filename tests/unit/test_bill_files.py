@@ -10,7 +10,7 @@ import pytest
 
 from huinong.payments.bills import files
 from huinong.payments.bills.models import MismatchKind
-from huinong.payments.bills.service import compare
+from huinong.payments.bills.settlement import compare
 
 GOOD = (
     "户号,账期,金额,缴费截止日期,姓名\n"

@@ -34,7 +34,7 @@ from huinong.db import run_in_transaction
 from huinong.errors import Forbidden, Unauthenticated
 from huinong.security import permissions
 from huinong.security.audit import service as audit
-from huinong.security.identities import service as identities
+from huinong.security.identities import sessions
 from huinong.security.principals import Principal
 
 T = TypeVar("T")
@@ -112,13 +112,13 @@ def bearer_token(request: Request) -> str:
 
 async def _from_bearer(request: Request, database: Database) -> tuple[uuid.UUID, Principal]:
     token = bearer_token(request)
-    session_id = identities.session_id_of(token)
+    session_id = sessions.session_id_of(token)
     cache: SessionCache = request.app.state.sessions
     principal = cache.get(session_id)
     if principal is None:
         principal = await run_in_threadpool(
             database.run,
-            lambda s: identities.principal_for_session(s, session_id=session_id),
+            lambda s: sessions.principal_for_session(s, session_id=session_id),
         )
         cache.put(session_id, principal)
     return session_id, principal

@@ -207,9 +207,9 @@ def institution_create(
     """Create an institution with its chart of accounts and its first administrator, whose
     one-time password is printed once and must be changed at the first sign-in."""
     from huinong.ledger import service as ledger
-    from huinong.security.identities import service as identities
+    from huinong.security.identities import staff_users
 
-    password = identities.generate_password()
+    password = staff_users.generate_password()
 
     def unit(session: Session) -> str:
         institution = institutions.create_institution(
@@ -222,7 +222,7 @@ def institution_create(
         ledger.create_chart_of_accounts(
             session, institution_id=institution.id, ledger=institution.currency
         )
-        identities.create_staff_user(
+        staff_users.create_staff_user(
             session,
             institution_id=institution.id,
             username=admin,

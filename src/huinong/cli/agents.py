@@ -14,7 +14,7 @@ from huinong.cli.common import console, fail, institution_id_by_code, session_fa
 from huinong.db import run_in_transaction
 from huinong.errors import HuinongError
 from huinong.institutions import service as institutions
-from huinong.payments.service_points import service
+from huinong.payments.service_points import reports
 from huinong.payments.service_points.models import ServicePoint
 
 app = typer.Typer(help="Village service points and their agents.", no_args_is_help=True)
@@ -33,7 +33,7 @@ def pay_commissions(
     try:
         lines = run_in_transaction(
             factory,
-            lambda s: service.pay_commissions(s, institution_id=institution_id, month=month),
+            lambda s: reports.pay_commissions(s, institution_id=institution_id, month=month),
         )
     except HuinongError as exc:
         fail(exc.message)
@@ -72,7 +72,7 @@ def day_report(
             if business_date
             else institutions.get_institution(session, institution_id=institution_id).business_date
         )
-        return service.end_of_day(
+        return reports.end_of_day(
             session, institution_id=institution_id, service_point_id=point.id, day=day
         )
 

@@ -3,7 +3,7 @@
 A biller is named by its code within an institution (``--institution``). Every command is
 one use case, as the API runs it; ``confirm-pending`` is the retry loop for HTTP billers that
 did not confirm a payment when it was made (run it from cron, and it runs before the daily
-settlement). See ``huinong.payments.bills.service`` for the rules.
+settlement). See the modules of ``huinong.payments.bills`` for the rules.
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ from huinong.cli.common import (
 )
 from huinong.db import run_in_transaction
 from huinong.errors import HuinongError
-from huinong.payments.bills import files, service
+from huinong.payments.bills import billers, confirmations, files, intake
+from huinong.payments.bills import settlement as bill_settlement
+from huinong.payments.bills.common import FileRejected
 from huinong.payments.bills.models import BillerKind, BillerProtocol
 
 app = typer.Typer(
@@ -49,7 +51,7 @@ def _biller_id(factory: sessionmaker[Session], institution_id: uuid.UUID, code: 
     try:
         return run_in_transaction(
             factory,
-            lambda s: service.get_biller_by_code(s, institution_id=institution_id, code=code).id,
+            lambda s: billers.get_biller_by_code(s, institution_id=institution_id, code=code).id,
         )
     except HuinongError as exc:
         fail(f"{exc.message} (list them with `huinong bills billers`)")
@@ -62,7 +64,7 @@ def _read(path: Path) -> bytes:
         fail(f"cannot read {path}: {exc.strerror}")
 
 
-def _report_rejected(exc: service.FileRejected) -> None:
+def _report_rejected(exc: FileRejected) -> None:
     table = Table("row", "column", "problem", title="the file was rejected; nothing was written")
     for e in exc.errors[:200]:
         table.add_row(str(e.row), e.column or "", e.message)
@@ -90,7 +92,7 @@ def create_biller(
         made = run_in_transaction(
             factory,
             lambda s: (lambda b: (str(b.id), b.our_public_key))(
-                service.create_biller(
+                billers.create_biller(
                     s,
                     institution_id=institution_id,
                     code=code,
@@ -118,7 +120,7 @@ def list_billers(institution: Institution) -> None:
         factory,
         lambda s: [
             (b.code, b.name, b.kind, b.protocol, "yes" if b.active else "no")
-            for b in service.list_billers(s, institution_id=institution_id)
+            for b in billers.list_billers(s, institution_id=institution_id)
         ],
     )
     table = Table("code", "name", "kind", "protocol", "active")
@@ -155,7 +157,7 @@ def import_bills(
                         r.bill_file.encoding,
                     )
                 )(
-                    service.import_bill_file(
+                    intake.import_bill_file(
                         s,
                         institution_id=institution_id,
                         biller_id=biller_id,
@@ -165,7 +167,7 @@ def import_bills(
                     )
                 ),
             )
-        except service.FileRejected as exc:
+        except FileRejected as exc:
             progress.stop()
             _report_rejected(exc)
             raise typer.Exit(1) from None
@@ -193,11 +195,12 @@ def confirm_pending(
     factory = session_factory()
     institution_id = institution_id_by_code(factory, institution)
     pending = run_in_transaction(
-        factory, lambda s: len(service.pending_confirmations(s, institution_id=institution_id))
+        factory,
+        lambda s: len(confirmations.pending_confirmations(s, institution_id=institution_id)),
     )
     with progress_bar() as progress:
         task = progress.add_task("confirming", total=pending)
-        summary = service.confirm_pending(
+        summary = confirmations.confirm_pending(
             factory, institution_id=institution_id, on_each=lambda: progress.advance(task)
         )
     for line in summary.errors[:50]:
@@ -227,7 +230,9 @@ def settlement(
     institution_id = _institution(factory, institution)
     biller_id = _biller_id(factory, institution_id, biller)
     business_date = _day(day)
-    retried = service.confirm_pending(factory, institution_id=institution_id, biller_id=biller_id)
+    retried = confirmations.confirm_pending(
+        factory, institution_id=institution_id, biller_id=biller_id
+    )
     if retried.confirmed or retried.still_pending:
         err.print(
             f"confirmations: {retried.confirmed} confirmed now, {retried.still_pending} "
@@ -235,7 +240,7 @@ def settlement(
         )
     data, totals = run_in_transaction(
         factory,
-        lambda s: service.settlement_file(
+        lambda s: bill_settlement.settlement_file(
             s, institution_id=institution_id, biller_id=biller_id, business_date=business_date
         ),
     )
@@ -263,7 +268,7 @@ def reconcile(
     business_date = _day(day) if day else None
 
     def unit(session: Session) -> tuple[dict[str, object], list[tuple[str, ...]]]:
-        found = service.reconcile(
+        found = bill_settlement.reconcile(
             session,
             institution_id=institution_id,
             biller_id=biller_id,
@@ -280,7 +285,7 @@ def reconcile(
                 files.format_yuan(i.their_amount) if i.their_amount is not None else "",
                 str(i.their_row or ""),
             )
-            for i in service.reconciliation_items(session, reconciliation=found)
+            for i in bill_settlement.reconciliation_items(session, reconciliation=found)
         ]
         summary = {
             "date": found.business_date.isoformat(),
@@ -293,7 +298,7 @@ def reconcile(
 
     try:
         summary, items = run_in_transaction(factory, unit)
-    except service.FileRejected as exc:
+    except FileRejected as exc:
         _report_rejected(exc)
         raise typer.Exit(1) from None
     except HuinongError as exc:

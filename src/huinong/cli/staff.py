@@ -55,14 +55,14 @@ def staff_list(institution: Institution) -> None:
 def reset_password(username: str, institution: Institution) -> None:
     """Give a staff user a new one-time password (printed once), unlock it, and require a
     new password at the next sign-in."""
-    from huinong.security.identities import service as identities
+    from huinong.security.identities import staff_users
 
     factory = session_factory()
     institution_id = institution_id_by_code(factory, institution)
     try:
         password = run_in_transaction(
             factory,
-            lambda s: identities.reset_password(
+            lambda s: staff_users.reset_password(
                 s, institution_id=institution_id, username=username
             ),
         )

@@ -30,8 +30,8 @@ from huinong.db import run_in_transaction
 from huinong.errors import HuinongError
 from huinong.institutions import service as institutions
 from huinong.money import Money
-from huinong.payments.subsidies import service
-from huinong.security.identities import service as identities
+from huinong.payments.subsidies import disbursement, importing, reporting
+from huinong.security.identities import sessions
 from huinong.security.identities.models import StaffUser
 from huinong.security.principals import Principal, Role
 
@@ -59,7 +59,7 @@ def _maker(session: Session, institution_code: str, username: str) -> Principal:
     )
     if user is None:
         fail(f"no staff user {username!r} in {institution_code}")
-    principal = identities.staff_principal(user, institution)
+    principal = sessions.staff_principal(user, institution)
     if not principal.has_any(MAKER_ROLES):
         fail(f"{username} is not a teller or account manager: only they make subsidy batches")
     return principal
@@ -81,7 +81,7 @@ def import_file(
 
         def unit(session: Session) -> tuple[uuid.UUID, int, int, int]:
             principal = _maker(session, institution, maker)
-            batch = service.import_batch(
+            batch = importing.import_batch(
                 session,
                 institution_id=principal.institution_id,
                 maker_id=principal.subject_id,
@@ -111,8 +111,8 @@ def disburse(
     batch: Annotated[uuid.UUID, typer.Argument(help="batch id")],
     institution: Annotated[str, typer.Option(help="institution code")],
     chunk_size: Annotated[
-        int, typer.Option(min=1, max=service.MAX_CHUNK, help="rows per transaction")
-    ] = service.DEFAULT_CHUNK,
+        int, typer.Option(min=1, max=disbursement.MAX_CHUNK, help="rows per transaction")
+    ] = disbursement.DEFAULT_CHUNK,
 ) -> None:
     """Pay an approved batch (resumable: run it again after an interruption)."""
     factory = session_factory()
@@ -120,11 +120,11 @@ def disburse(
     try:
         pending = run_in_transaction(
             factory,
-            lambda s: service.pending_rows(s, institution_id=institution_id, batch_id=batch),
+            lambda s: disbursement.pending_rows(s, institution_id=institution_id, batch_id=batch),
         )
         with progress_bar() as progress:
             task = progress.add_task("disbursing", total=pending)
-            run = service.run_disbursement(
+            run = disbursement.run_disbursement(
                 factory,
                 institution_id=institution_id,
                 batch_id=batch,
@@ -143,7 +143,7 @@ def disburse(
 def _show(factory: sessionmaker[Session], institution_id: uuid.UUID, batch_id: uuid.UUID) -> None:
     summary = run_in_transaction(
         factory,
-        lambda s: service.summary(s, institution_id=institution_id, batch_id=batch_id),
+        lambda s: reporting.summary(s, institution_id=institution_id, batch_id=batch_id),
     )
     table = Table(title=f"subsidy batch {batch_id} ({summary.batch.status})")
     table.add_column("status")
@@ -187,7 +187,7 @@ def errors(
     try:
         report = run_in_transaction(
             factory,
-            lambda s: service.error_report(s, institution_id=institution_id, batch_id=batch),
+            lambda s: reporting.error_report(s, institution_id=institution_id, batch_id=batch),
         )
     except HuinongError as exc:
         fail(f"{exc.message} [{exc.code}]")

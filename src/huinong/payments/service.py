@@ -160,9 +160,9 @@ def open_deposit_account(
     )
     # Subsidies that waited in suspense for this customer's account are paid into it now,
     # in this transaction (imported here, not at the top: subsidies builds on this module).
-    from huinong.payments.subsidies import service as subsidies
+    from huinong.payments.subsidies import suspense
 
-    subsidies.release_suspense(
+    suspense.release_suspense(
         session, institution_id=institution_id, customer_id=customer.id, account=account
     )
     return account

@@ -156,6 +156,8 @@ PERMISSIONS: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/api/v1/agent/balance-inquiries"): frozenset({A.agent}),
     ("POST", "/api/v1/agent/withdrawals"): frozenset({A.agent}),
     ("POST", "/api/v1/agent/deposits"): frozenset({A.agent}),
+    ("POST", "/api/v1/agent/transfers"): frozenset({A.agent}),
+    ("POST", "/api/v1/agent/bill-payments"): frozenset({A.agent}),
     # terminals
     ("POST", "/api/v1/terminals"): frozenset({A.admin}),
     ("GET", "/api/v1/terminals"): BACK_OFFICE_READERS,

@@ -10,7 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from huinong import clock
 from huinong.api.deps import DatabaseDep, PrincipalDep
-from huinong.security.identities import service as identities
+from huinong.security.identities import customers, sessions, staff_users
 from huinong.security.identities.schemas import (
     CustomerCodeRequest,
     CustomerSignIn,
@@ -20,7 +20,7 @@ from huinong.security.identities.schemas import (
     SignIn,
     TokenRead,
 )
-from huinong.security.identities.service import SignInFailure, SignInResult, TokenPair
+from huinong.security.identities.sessions import SignInFailure, SignInResult, TokenPair
 
 router = APIRouter(tags=["auth"])
 
@@ -55,7 +55,7 @@ async def sign_in(body: SignIn, request: Request, database: DatabaseDep) -> Any:
     return await _signed_in(
         request,
         database,
-        lambda s: identities.sign_in_staff(
+        lambda s: sessions.sign_in_staff(
             s, institution_code=body.institution, username=body.username, password=body.password
         ),
     )
@@ -63,7 +63,7 @@ async def sign_in(body: SignIn, request: Request, database: DatabaseDep) -> Any:
 
 @router.post("/auth/refresh", response_model=TokenRead)
 def refresh(body: Refresh, request: Request, database: DatabaseDep) -> Any:
-    result = database.run(lambda s: identities.refresh(s, refresh_token=body.refresh_token))
+    result = database.run(lambda s: sessions.refresh(s, refresh_token=body.refresh_token))
     if isinstance(result, SignInFailure):
         # A reused refresh token may just have ended a session this worker has cached.
         request.app.state.sessions.entries.clear()
@@ -75,7 +75,7 @@ def refresh(body: Refresh, request: Request, database: DatabaseDep) -> Any:
 def sign_out(request: Request, principal: PrincipalDep, database: DatabaseDep) -> Response:
     session_id = request.state.session_id
     if session_id is not None:
-        database.run(lambda s: identities.sign_out(s, principal=principal, session_id=session_id))
+        database.run(lambda s: sessions.sign_out(s, principal=principal, session_id=session_id))
         request.app.state.sessions.forget(session_id)
     return Response(status_code=204)
 
@@ -98,7 +98,7 @@ def change_password(
     body: PasswordChange, request: Request, principal: PrincipalDep, database: DatabaseDep
 ) -> Response:
     database.run(
-        lambda s: identities.change_password(
+        lambda s: staff_users.change_password(
             s,
             principal=principal,
             current_password=body.current_password,
@@ -115,7 +115,7 @@ def send_one_time_code(body: CustomerCodeRequest, request: Request, database: Da
     """Sends a code when the phone may sign in; answers alike when it may not, so the answer
     never tells whether a phone number is a customer's."""
     issued = database.run(
-        lambda s: identities.issue_one_time_code(
+        lambda s: customers.issue_one_time_code(
             s, institution_code=body.institution, phone=body.phone
         )
     )
@@ -130,7 +130,7 @@ async def customer_sign_in(body: CustomerSignIn, request: Request, database: Dat
     return await _signed_in(
         request,
         database,
-        lambda s: identities.sign_in_customer(
+        lambda s: customers.sign_in_customer(
             s,
             institution_code=body.institution,
             phone=body.phone,

@@ -37,7 +37,8 @@ from huinong.api.pagination import decode_id, encode_id
 from huinong.api.problems import problem
 from huinong.api.responses import FastJSONResponse
 from huinong.errors import InvalidInput
-from huinong.payments.bills import service
+from huinong.payments.bills import billers, confirmations, intake, paying, settlement
+from huinong.payments.bills.common import FileRejected
 from huinong.payments.bills.models import BillerProtocol, BillStatus, Channel
 from huinong.payments.bills.schemas import (
     BillerCreate,
@@ -58,7 +59,7 @@ from huinong.security.principals import Principal, PrincipalKind
 router = APIRouter(tags=["bills"])
 
 
-def _rejected(exc: service.FileRejected) -> Response:
+def _rejected(exc: FileRejected) -> Response:
     return problem(
         exc.status,
         exc.code,
@@ -108,7 +109,7 @@ def _channel(principal: Principal) -> str:
 def create_biller(body: BillerCreate, principal: PrincipalDep, database: DatabaseDep) -> Any:
     return database.run(
         lambda s: BillerRead.model_validate(
-            service.create_biller(
+            billers.create_biller(
                 s,
                 institution_id=principal.institution_id,
                 actor=principal,
@@ -125,7 +126,7 @@ def list_billers(principal: PrincipalDep, database: DatabaseDep) -> Any:
         lambda s: BillerPage(
             items=[
                 BillerRead.model_validate(b)
-                for b in service.list_billers(s, institution_id=principal.institution_id)
+                for b in billers.list_billers(s, institution_id=principal.institution_id)
             ]
         )
     )
@@ -135,7 +136,7 @@ def list_billers(principal: PrincipalDep, database: DatabaseDep) -> Any:
 def get_biller(biller_id: uuid.UUID, principal: PrincipalDep, database: DatabaseDep) -> Any:
     return database.run(
         lambda s: BillerRead.model_validate(
-            service.get_biller(s, institution_id=principal.institution_id, biller_id=biller_id)
+            billers.get_biller(s, institution_id=principal.institution_id, biller_id=biller_id)
         )
     )
 
@@ -146,7 +147,7 @@ def update_biller(
 ) -> Any:
     return database.run(
         lambda s: BillerRead.model_validate(
-            service.update_biller(
+            billers.update_biller(
                 s,
                 institution_id=principal.institution_id,
                 biller_id=biller_id,
@@ -175,7 +176,7 @@ async def import_bill_file(
     data, form_name = _uploaded(body, request.headers.get("content-type", ""))
 
     def unit(session: Session) -> tuple[int, Any]:
-        result = service.import_bill_file(
+        result = intake.import_bill_file(
             session,
             institution_id=principal.institution_id,
             biller_id=biller_id,
@@ -190,7 +191,7 @@ async def import_bill_file(
 
     try:
         status, content = await run_in_threadpool(database.run, unit)
-    except service.FileRejected as exc:
+    except FileRejected as exc:
         return _rejected(exc)
     return FastJSONResponse(content, status_code=status)
 
@@ -200,7 +201,7 @@ def query_bills(
     biller_id: uuid.UUID, body: BillQuery, principal: PrincipalDep, database: DatabaseDep
 ) -> Any:
     """Ask an HTTP biller for a reference's bills (open ones first) and keep them on record."""
-    ids = service.refresh_bills(
+    ids = intake.refresh_bills(
         database.factory,
         institution_id=principal.institution_id,
         biller_id=biller_id,
@@ -209,7 +210,7 @@ def query_bills(
 
     def read(session: Session) -> BillPage:
         bills = [
-            service.get_bill(session, institution_id=principal.institution_id, bill_id=bill_id)
+            intake.get_bill(session, institution_id=principal.institution_id, bill_id=bill_id)
             for bill_id in ids
         ]
         return BillPage(items=[BillRead.model_validate(b) for b in bills], next_cursor=None)
@@ -228,7 +229,7 @@ def list_bills(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> Any:
     def unit(session: Session) -> BillPage:
-        bills = service.list_bills(
+        bills = intake.list_bills(
             session,
             institution_id=principal.institution_id,
             biller_id=biller_id,
@@ -249,7 +250,7 @@ def list_bills(
 def get_bill(bill_id: uuid.UUID, principal: PrincipalDep, database: DatabaseDep) -> Any:
     return database.run(
         lambda s: BillRead.model_validate(
-            service.get_bill(s, institution_id=principal.institution_id, bill_id=bill_id)
+            intake.get_bill(s, institution_id=principal.institution_id, bill_id=bill_id)
         )
     )
 
@@ -269,8 +270,8 @@ def pay_bill(
     institution_id = principal.institution_id
 
     def look(session: Session) -> tuple[uuid.UUID, str, str, str]:
-        bill = service.get_bill(session, institution_id=institution_id, bill_id=body.bill_id)
-        biller = service.get_biller(
+        bill = intake.get_bill(session, institution_id=institution_id, bill_id=body.bill_id)
+        biller = billers.get_biller(
             session, institution_id=institution_id, biller_id=bill.biller_id
         )
         return biller.id, biller.protocol, bill.status, bill.reference
@@ -278,7 +279,7 @@ def pay_bill(
     biller_id, protocol, status, reference = database.run(look)
     if protocol == BillerProtocol.http and status == BillStatus.open:
         # The biller is authoritative for an unpaid bill: ask it before taking money.
-        service.refresh_bills(
+        intake.refresh_bills(
             database.factory,
             institution_id=institution_id,
             biller_id=biller_id,
@@ -286,7 +287,7 @@ def pay_bill(
         )
 
     def work(session: Session) -> tuple[int, Any]:
-        payment = service.pay_bill_from_account_number(
+        payment = paying.pay_bill_from_account_number(
             session,
             institution_id=institution_id,
             client_id=key,
@@ -318,10 +319,12 @@ def _after_confirming(
     database: Database, institution_id: uuid.UUID, payment_id: uuid.UUID, headers: Any
 ) -> Response:
     # Confirming never raises for the biller's failure; the state is read back either way.
-    service.confirm_payment(database.factory, institution_id=institution_id, payment_id=payment_id)
+    confirmations.confirm_payment(
+        database.factory, institution_id=institution_id, payment_id=payment_id
+    )
     content = database.run(
         lambda s: BillPaymentRead.model_validate(
-            service.get_payment(s, institution_id=institution_id, payment_id=payment_id)
+            paying.get_payment(s, institution_id=institution_id, payment_id=payment_id)
         ).model_dump(mode="json")
     )
     kept = {k: v for k, v in headers.items() if k.lower() == "idempotent-replayed"}
@@ -332,7 +335,7 @@ def _after_confirming(
 def get_bill_payment(payment_id: uuid.UUID, principal: PrincipalDep, database: DatabaseDep) -> Any:
     return database.run(
         lambda s: BillPaymentRead.model_validate(
-            service.get_payment(s, institution_id=principal.institution_id, payment_id=payment_id)
+            paying.get_payment(s, institution_id=principal.institution_id, payment_id=payment_id)
         )
     )
 
@@ -344,7 +347,7 @@ def confirm_bill_payment(
     """Retry the biller's confirmation of one payment (a no-op once confirmed)."""
     institution_id = principal.institution_id
     database.run(
-        lambda s: service.get_payment(s, institution_id=institution_id, payment_id=payment_id)
+        lambda s: paying.get_payment(s, institution_id=institution_id, payment_id=payment_id)
     )
     response = _after_confirming(database, institution_id, payment_id, {})
     response.status_code = 200
@@ -363,7 +366,7 @@ def settlement_file(
 ) -> Response:
     """The biller's settlement file of one business date (CSV, UTF-8, with a TOTAL row)."""
     data, totals = database.run(
-        lambda s: service.settlement_file(
+        lambda s: settlement.settlement_file(
             s,
             institution_id=principal.institution_id,
             biller_id=biller_id,
@@ -387,7 +390,7 @@ def _reconciliation_read(session: Session, reconciliation: Any) -> dict[str, Any
     read = ReconciliationRead.model_validate(reconciliation)
     read.mismatches = [
         MismatchRead.model_validate(item)
-        for item in service.reconciliation_items(session, reconciliation=reconciliation)
+        for item in settlement.reconciliation_items(session, reconciliation=reconciliation)
     ]
     return read.model_dump(mode="json")
 
@@ -409,7 +412,7 @@ async def reconcile(
     data, _ = _uploaded(body, request.headers.get("content-type", ""))
 
     def unit(session: Session) -> dict[str, Any]:
-        reconciliation = service.reconcile(
+        reconciliation = settlement.reconcile(
             session,
             institution_id=principal.institution_id,
             biller_id=biller_id,
@@ -422,7 +425,7 @@ async def reconcile(
 
     try:
         content = await run_in_threadpool(database.run, unit)
-    except service.FileRejected as exc:
+    except FileRejected as exc:
         return _rejected(exc)
     return FastJSONResponse(content, status_code=201)
 
@@ -434,7 +437,7 @@ def get_reconciliation(
     return database.run(
         lambda s: _reconciliation_read(
             s,
-            service.get_reconciliation(
+            settlement.get_reconciliation(
                 s, institution_id=principal.institution_id, reconciliation_id=reconciliation_id
             ),
         )

@@ -4,6 +4,7 @@ operations their signed terminals perform (agents)."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import date
 from typing import Any
@@ -15,18 +16,21 @@ from huinong.api.deps import (
     Database,
     DatabaseDep,
     IdempotencyKeyDep,
+    Principal,
     PrincipalDep,
     run_idempotent,
 )
 from huinong.institutions import service as institutions
 from huinong.ledger import service as ledger
 from huinong.payments.schemas import PaymentRead
-from huinong.payments.service_points import service
+from huinong.payments.service_points import operations, pins, points, reports
 from huinong.payments.service_points.models import ServicePoint
 from huinong.payments.service_points.rules import AgentTerms
 from huinong.payments.service_points.schemas import (
+    AgentBillPayment,
     AgentTermsRead,
     AgentTermsUpdate,
+    AgentTransfer,
     AssistedWithdrawal,
     BalanceInquiry,
     BalanceRead,
@@ -44,7 +48,7 @@ router = APIRouter(tags=["service points"])
 
 
 def point_read(session: Session, point: ServicePoint) -> ServicePointRead:
-    account = service.float_account(session, point=point)
+    account = points.float_account(session, point=point)
     assert account.account_number is not None
     return ServicePointRead(
         id=point.id,
@@ -60,7 +64,7 @@ def point_read(session: Session, point: ServicePoint) -> ServicePointRead:
     )
 
 
-def operation_read(session: Session, result: service.OperationResult) -> dict[str, Any]:
+def operation_read(session: Session, result: operations.OperationResult) -> dict[str, Any]:
     point = session.get(ServicePoint, result.operation.service_point_id)
     assert point is not None and result.account.account_number is not None
     return OperationRead(
@@ -72,6 +76,7 @@ def operation_read(session: Session, result: service.OperationResult) -> dict[st
         commission=result.operation.commission,
         business_date=result.operation.business_date,
         payment=PaymentRead.model_validate(result.payment) if result.payment else None,
+        bill_payment_id=result.bill_payment.id if result.bill_payment else None,
     ).model_dump(mode="json")
 
 
@@ -80,22 +85,22 @@ def with_pin_failures_recorded(database: Database, call: Any) -> Any:
     failure is counted in a transaction of its own before the refusal is answered."""
     try:
         return call()
-    except service.PinRefused as refused:
+    except pins.PinRefused as refused:
         account_id = refused.account_id
-        database.run(lambda s: service.record_pin_failure(s, account_id=account_id))
+        database.run(lambda s: pins.record_pin_failure(s, account_id=account_id))
         raise refused.error from None
 
 
 @router.get("/agent-terms", response_model=AgentTermsRead)
 def get_terms(principal: PrincipalDep, database: DatabaseDep) -> Any:
-    terms = database.run(lambda s: service.get_terms(s, institution_id=principal.institution_id))
+    terms = database.run(lambda s: points.get_terms(s, institution_id=principal.institution_id))
     return AgentTermsRead(**asdict(terms))
 
 
 @router.put("/agent-terms", response_model=AgentTermsRead)
 def set_terms(body: AgentTermsUpdate, principal: PrincipalDep, database: DatabaseDep) -> Any:
     terms = database.run(
-        lambda s: service.set_terms(
+        lambda s: points.set_terms(
             s,
             institution_id=principal.institution_id,
             terms=AgentTerms(**body.model_dump()),
@@ -112,7 +117,7 @@ def create_service_point(
     return database.run(
         lambda s: point_read(
             s,
-            service.create_service_point(
+            points.create_service_point(
                 s, institution_id=principal.institution_id, actor=principal, **body.model_dump()
             ),
         )
@@ -124,7 +129,7 @@ def list_service_points(principal: PrincipalDep, database: DatabaseDep) -> Any:
     return database.run(
         lambda s: [
             point_read(s, p)
-            for p in service.list_service_points(s, institution_id=principal.institution_id)
+            for p in points.list_service_points(s, institution_id=principal.institution_id)
         ]
     )
 
@@ -136,7 +141,7 @@ def get_service_point(
     return database.run(
         lambda s: point_read(
             s,
-            service.get_service_point(
+            points.get_service_point(
                 s, institution_id=principal.institution_id, service_point_id=service_point_id
             ),
         )
@@ -157,7 +162,7 @@ def day_report(
                 session, institution_id=principal.institution_id
             ).business_date
         )
-        report = service.end_of_day(
+        report = reports.end_of_day(
             session,
             institution_id=principal.institution_id,
             service_point_id=service_point_id,
@@ -171,7 +176,7 @@ def day_report(
 @router.post("/agent-commissions", response_model=list[PayoutLineRead])
 def pay_commissions(body: CommissionRun, principal: PrincipalDep, database: DatabaseDep) -> Any:
     lines = database.run(
-        lambda s: service.pay_commissions(
+        lambda s: reports.pay_commissions(
             s, institution_id=principal.institution_id, month=body.month
         )
     )
@@ -183,7 +188,7 @@ def set_pin(
     account_number: str, body: PinSet, principal: PrincipalDep, database: DatabaseDep
 ) -> None:
     database.run(
-        lambda s: service.set_pin(
+        lambda s: pins.set_pin(
             s,
             institution_id=principal.institution_id,
             account_number=account_number,
@@ -196,7 +201,7 @@ def set_pin(
 @router.post("/agent/balance-inquiries", response_model=BalanceRead)
 def balance_inquiry(body: BalanceInquiry, principal: PrincipalDep, database: DatabaseDep) -> Any:
     def unit(session: Session) -> BalanceRead:
-        result = service.balance_inquiry(
+        result = operations.balance_inquiry(
             session,
             principal=principal,
             account_number=body.account_number,
@@ -214,26 +219,20 @@ def balance_inquiry(body: BalanceInquiry, principal: PrincipalDep, database: Dat
     return with_pin_failures_recorded(database, lambda: database.run(unit))
 
 
-@router.post("/agent/withdrawals", status_code=201, response_model=OperationRead)
-def assisted_withdrawal(
-    body: AssistedWithdrawal,
+def _agent_money_move(
+    *,
     request: Request,
-    principal: PrincipalDep,
-    database: DatabaseDep,
-    key: IdempotencyKeyDep,
+    principal: Principal,
+    database: Database,
+    key: str,
+    body: Any,
+    action: str,
+    use_case: Callable[[Session], operations.OperationResult],
 ) -> Any:
-    """助农取款 at a service point: PIN-checked, within the institution's limits."""
+    """A PIN-checked money operation of a terminal, run once per Idempotency-Key."""
 
     def work(session: Session) -> tuple[int, Any]:
-        result = service.assisted_withdrawal(
-            session,
-            principal=principal,
-            client_id=key,
-            account_number=body.account_number,
-            pin_ciphertext=body.pin_ciphertext,
-            amount=body.amount,
-        )
-        return 201, operation_read(session, result)
+        return 201, operation_read(session, use_case(session))
 
     return with_pin_failures_recorded(
         database,
@@ -244,8 +243,91 @@ def assisted_withdrawal(
             key=key,
             body=body,
             work=work,
-            action="agents.assisted_withdrawal",
+            action=action,
             object_type="agent_operation",
+        ),
+    )
+
+
+@router.post("/agent/withdrawals", status_code=201, response_model=OperationRead)
+def assisted_withdrawal(
+    body: AssistedWithdrawal,
+    request: Request,
+    principal: PrincipalDep,
+    database: DatabaseDep,
+    key: IdempotencyKeyDep,
+) -> Any:
+    """助农取款 at a service point: PIN-checked, within the institution's limits."""
+    return _agent_money_move(
+        request=request,
+        principal=principal,
+        database=database,
+        key=key,
+        body=body,
+        action="agents.assisted_withdrawal",
+        use_case=lambda s: operations.assisted_withdrawal(
+            s,
+            principal=principal,
+            client_id=key,
+            account_number=body.account_number,
+            pin_ciphertext=body.pin_ciphertext,
+            amount=body.amount,
+        ),
+    )
+
+
+@router.post("/agent/transfers", status_code=201, response_model=OperationRead)
+def agent_transfer(
+    body: AgentTransfer,
+    request: Request,
+    principal: PrincipalDep,
+    database: DatabaseDep,
+    key: IdempotencyKeyDep,
+) -> Any:
+    """转账 at a service point, from the customer's account (PIN-checked) to another."""
+    return _agent_money_move(
+        request=request,
+        principal=principal,
+        database=database,
+        key=key,
+        body=body,
+        action="agents.transfer",
+        use_case=lambda s: operations.agent_transfer(
+            s,
+            principal=principal,
+            client_id=key,
+            account_number=body.account_number,
+            pin_ciphertext=body.pin_ciphertext,
+            to_account_number=body.to_account_number,
+            amount=body.amount,
+        ),
+    )
+
+
+@router.post("/agent/bill-payments", status_code=201, response_model=OperationRead)
+def agent_bill_payment(
+    body: AgentBillPayment,
+    request: Request,
+    principal: PrincipalDep,
+    database: DatabaseDep,
+    key: IdempotencyKeyDep,
+) -> Any:
+    """缴费 at a service point: a bill paid from the customer's account (PIN-checked)."""
+    return _agent_money_move(
+        request=request,
+        principal=principal,
+        database=database,
+        key=key,
+        body=body,
+        action="agents.bill_payment",
+        use_case=lambda s: operations.agent_bill_payment(
+            s,
+            principal=principal,
+            client_id=key,
+            account_number=body.account_number,
+            pin_ciphertext=body.pin_ciphertext,
+            bill_id=body.bill_id,
+            amount=body.amount,
         ),
     )
 
@@ -261,7 +343,7 @@ def small_deposit(
     """A small deposit at a service point, where the institution allows them."""
 
     def work(session: Session) -> tuple[int, Any]:
-        result = service.small_deposit(
+        result = operations.small_deposit(
             session,
             principal=principal,
             client_id=key,

@@ -11,8 +11,7 @@ from huinong import clock
 from huinong.api.deps import DatabaseDep, PrincipalDep
 from huinong.api.pagination import decode_id, encode_id
 from huinong.security import permissions
-from huinong.security.identities import rules
-from huinong.security.identities import service as identities
+from huinong.security.identities import customers, rules, staff_users
 from huinong.security.identities.models import StaffUser
 from huinong.security.identities.schemas import (
     CustomerCredentialCreate,
@@ -46,7 +45,7 @@ def staff_read(user: StaffUser) -> StaffUserRead:
 def create_staff_user(body: StaffUserCreate, principal: PrincipalDep, database: DatabaseDep) -> Any:
     return database.run(
         lambda s: staff_read(
-            identities.create_staff_user(
+            staff_users.create_staff_user(
                 s, institution_id=principal.institution_id, actor=principal, **body.model_dump()
             )
         )
@@ -64,7 +63,7 @@ def list_staff_users(
     items = database.run(
         lambda s: [
             staff_read(u)
-            for u in identities.list_staff_users(
+            for u in staff_users.list_staff_users(
                 s, institution_id=principal.institution_id, after=after, limit=limit
             )
         ]
@@ -78,7 +77,7 @@ def list_staff_users(
 def get_staff_user(user_id: uuid.UUID, principal: PrincipalDep, database: DatabaseDep) -> Any:
     return database.run(
         lambda s: staff_read(
-            identities.get_staff_user(s, institution_id=principal.institution_id, user_id=user_id)
+            staff_users.get_staff_user(s, institution_id=principal.institution_id, user_id=user_id)
         )
     )
 
@@ -93,7 +92,7 @@ def set_roles(
 ) -> Any:
     read = database.run(
         lambda s: staff_read(
-            identities.set_roles(s, actor=principal, user_id=user_id, roles=body.roles)
+            staff_users.set_roles(s, actor=principal, user_id=user_id, roles=body.roles)
         )
     )
     request.app.state.sessions.entries.clear()
@@ -103,7 +102,7 @@ def set_roles(
 @router.post("/staff-users/{user_id}/unlock", response_model=StaffUserRead)
 def unlock(user_id: uuid.UUID, principal: PrincipalDep, database: DatabaseDep) -> Any:
     return database.run(
-        lambda s: staff_read(identities.unlock_staff_user(s, actor=principal, user_id=user_id))
+        lambda s: staff_read(staff_users.unlock_staff_user(s, actor=principal, user_id=user_id))
     )
 
 
@@ -112,7 +111,7 @@ def disable(
     user_id: uuid.UUID, request: Request, principal: PrincipalDep, database: DatabaseDep
 ) -> Any:
     read = database.run(
-        lambda s: staff_read(identities.disable_staff_user(s, actor=principal, user_id=user_id))
+        lambda s: staff_read(staff_users.disable_staff_user(s, actor=principal, user_id=user_id))
     )
     request.app.state.sessions.entries.clear()
     return read
@@ -123,7 +122,7 @@ def register_customer_credential(
     body: CustomerCredentialCreate, principal: PrincipalDep, database: DatabaseDep
 ) -> Any:
     credential = database.run(
-        lambda s: identities.register_customer_credential(
+        lambda s: customers.register_customer_credential(
             s, institution_id=principal.institution_id, **body.model_dump()
         )
     )

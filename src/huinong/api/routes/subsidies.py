@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from huinong.api.deps import DatabaseDep, PrincipalDep
 from huinong.errors import InvalidInput
 from huinong.ledger.models import Account
-from huinong.payments.subsidies import service
+from huinong.payments.subsidies import approval, disbursement, importing, reporting
 from huinong.payments.subsidies.models import RowStatus, SubsidyBatch, SubsidyRow
 from huinong.payments.subsidies.schemas import (
     DisbursementCreate,
@@ -70,9 +70,9 @@ def batch_read(batch: SubsidyBatch) -> SubsidyBatchRead:
     )
 
 
-def summary_read(summary: service.BatchSummary) -> SubsidyBatchSummaryRead:
-    paid = summary.by_status.get(RowStatus.paid, service.StatusTotal()).amount
-    held = summary.by_status.get(RowStatus.suspense, service.StatusTotal()).amount
+def summary_read(summary: reporting.BatchSummary) -> SubsidyBatchSummaryRead:
+    paid = summary.by_status.get(RowStatus.paid, reporting.StatusTotal()).amount
+    held = summary.by_status.get(RowStatus.suspense, reporting.StatusTotal()).amount
     return SubsidyBatchSummaryRead(
         **batch_read(summary.batch).model_dump(),
         totals={
@@ -113,7 +113,7 @@ def import_batch(body: SubsidyBatchCreate, principal: PrincipalDep, database: Da
     content = _decode(body.content_base64)
     return database.run(
         lambda s: batch_read(
-            service.import_batch(
+            importing.import_batch(
                 s,
                 institution_id=principal.institution_id,
                 maker_id=_staff_id(principal),
@@ -137,7 +137,7 @@ def list_batches(
     return database.run(
         lambda s: [
             batch_read(b)
-            for b in service.list_batches(
+            for b in reporting.list_batches(
                 s, institution_id=principal.institution_id, after=after, limit=limit
             )
         ]
@@ -150,7 +150,7 @@ def get_batch(batch_id: uuid.UUID, principal: PrincipalDep, database: DatabaseDe
     debit with what was paid and what waits in suspense."""
     return database.run(
         lambda s: summary_read(
-            service.summary(s, institution_id=principal.institution_id, batch_id=batch_id)
+            reporting.summary(s, institution_id=principal.institution_id, batch_id=batch_id)
         )
     )
 
@@ -159,7 +159,7 @@ def get_batch(batch_id: uuid.UUID, principal: PrincipalDep, database: DatabaseDe
 def batch_errors(batch_id: uuid.UUID, principal: PrincipalDep, database: DatabaseDep) -> Response:
     """The error report, CSV: row (as numbered in the file), column, code, message."""
     report = database.run(
-        lambda s: service.error_report(
+        lambda s: reporting.error_report(
             s, institution_id=principal.institution_id, batch_id=batch_id
         )
     )
@@ -180,7 +180,7 @@ def batch_rows(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> Any:
     def work(s: Session) -> list[SubsidyRowRead]:
-        rows = service.list_rows(
+        rows = reporting.list_rows(
             s,
             institution_id=principal.institution_id,
             batch_id=batch_id,
@@ -206,7 +206,7 @@ def batch_rows(
 
 
 def _row_read(session: Session, row: SubsidyRow, principal: Principal) -> SubsidyRowRead:
-    id_number = service.row_id_number(session, row)
+    id_number = reporting.row_id_number(session, row)
     account = session.get(Account, row.account_id) if row.account_id else None
     return SubsidyRowRead(
         row_number=row.row_number,
@@ -231,7 +231,7 @@ def submit_batch(batch_id: uuid.UUID, principal: PrincipalDep, database: Databas
     """The maker hands the batch to a checker."""
     return database.run(
         lambda s: batch_read(
-            service.submit_batch(
+            approval.submit_batch(
                 s,
                 institution_id=principal.institution_id,
                 batch_id=batch_id,
@@ -247,7 +247,7 @@ def approve_batch(batch_id: uuid.UUID, principal: PrincipalDep, database: Databa
     """A checker who is not the maker approves the batch for disbursement."""
     return database.run(
         lambda s: batch_read(
-            service.approve_batch(
+            approval.approve_batch(
                 s,
                 institution_id=principal.institution_id,
                 batch_id=batch_id,
@@ -264,7 +264,7 @@ def reject_batch(
 ) -> Any:
     return database.run(
         lambda s: batch_read(
-            service.reject_batch(
+            approval.reject_batch(
                 s,
                 institution_id=principal.institution_id,
                 batch_id=batch_id,
@@ -284,8 +284,8 @@ def disburse_batch(
     body: DisbursementCreate | None = None,
 ) -> Any:
     """Pay the approved batch's pending rows, chunk by chunk; safe to call again."""
-    chunk_size = body.chunk_size if body is not None else service.DEFAULT_CHUNK
-    run = service.run_disbursement(
+    chunk_size = body.chunk_size if body is not None else disbursement.DEFAULT_CHUNK
+    run = disbursement.run_disbursement(
         database.factory,
         institution_id=principal.institution_id,
         batch_id=batch_id,
@@ -294,7 +294,7 @@ def disburse_batch(
     )
     summary = database.run(
         lambda s: summary_read(
-            service.summary(s, institution_id=principal.institution_id, batch_id=batch_id)
+            reporting.summary(s, institution_id=principal.institution_id, batch_id=batch_id)
         )
     )
     return DisbursementRead(

@@ -32,9 +32,10 @@ def upgrade() -> None:
         sa.Column("commission_deposit", sa.BigInteger(), nullable=False),
         sa.Column("commission_transfer", sa.BigInteger(), nullable=False),
         sa.Column("commission_balance_inquiry", sa.BigInteger(), nullable=False),
+        sa.Column("commission_bill_payment", sa.BigInteger(), nullable=False),
         sa.Column("updated_at", huinong.db.UTCDateTime(), nullable=False),
         sa.CheckConstraint(
-            "commission_withdrawal >= 0 and commission_deposit >= 0 and commission_transfer >= 0 and commission_balance_inquiry >= 0",
+            "commission_withdrawal >= 0 and commission_deposit >= 0 and commission_transfer >= 0 and commission_balance_inquiry >= 0 and commission_bill_payment >= 0",
             name=op.f("ck_agent_terms_commissions_not_negative"),
         ),
         sa.CheckConstraint(
@@ -143,17 +144,18 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(length=24), nullable=False),
         sa.Column("account_id", sa.Uuid(), nullable=False),
         sa.Column("payment_id", sa.Uuid(), nullable=True),
+        sa.Column("bill_payment_id", sa.Uuid(), nullable=True),
         sa.Column("amount", sa.BigInteger(), nullable=False),
         sa.Column("commission", sa.BigInteger(), nullable=False),
         sa.Column("business_date", sa.Date(), nullable=False),
         sa.Column("commission_payout_id", sa.Uuid(), nullable=True),
         sa.Column("created_at", huinong.db.UTCDateTime(), nullable=False),
         sa.CheckConstraint(
-            "(kind = 'balance_inquiry') = (payment_id is null)",
+            "(kind in ('balance_inquiry', 'bill_payment')) = (payment_id is null) and (kind = 'bill_payment') = (bill_payment_id is not null)",
             name=op.f("ck_agent_operations_money_has_a_payment"),
         ),
         sa.CheckConstraint(
-            "kind in ('balance_inquiry', 'assisted_withdrawal', 'small_deposit', 'transfer')",
+            "kind in ('balance_inquiry', 'assisted_withdrawal', 'small_deposit', 'transfer', 'bill_payment')",
             name=op.f("ck_agent_operations_kind"),
         ),
         sa.CheckConstraint(
@@ -163,6 +165,11 @@ def upgrade() -> None:
             ["account_id"],
             ["ledger_accounts.id"],
             name=op.f("fk_agent_operations_account_id_ledger_accounts"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["bill_payment_id"],
+            ["bill_payments.id"],
+            name=op.f("fk_agent_operations_bill_payment_id_bill_payments"),
         ),
         sa.ForeignKeyConstraint(
             ["commission_payout_id"],
@@ -188,6 +195,7 @@ def upgrade() -> None:
             name=op.f("fk_agent_operations_terminal_id_terminals"),
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_agent_operations")),
+        sa.UniqueConstraint("bill_payment_id", name=op.f("uq_agent_operations_bill_payment_id")),
         sa.UniqueConstraint("payment_id", name=op.f("uq_agent_operations_payment_id")),
     )
     op.create_index(

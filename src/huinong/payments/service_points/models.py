@@ -67,6 +67,7 @@ class AgentTermsRecord(Base):
     commission_deposit: Mapped[int] = mapped_column(BigInteger)
     commission_transfer: Mapped[int] = mapped_column(BigInteger)
     commission_balance_inquiry: Mapped[int] = mapped_column(BigInteger)
+    commission_bill_payment: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     __table_args__ = (
@@ -77,7 +78,8 @@ class AgentTermsRecord(Base):
         ),
         CheckConstraint(
             "commission_withdrawal >= 0 and commission_deposit >= 0 "
-            "and commission_transfer >= 0 and commission_balance_inquiry >= 0",
+            "and commission_transfer >= 0 and commission_balance_inquiry >= 0 "
+            "and commission_bill_payment >= 0",
             name="commissions_not_negative",
         ),
     )
@@ -110,6 +112,9 @@ class AgentOperation(Base):
     kind: Mapped[str] = mapped_column(String(24))
     account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("ledger_accounts.id"))
     payment_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("payments.id"), unique=True)
+    bill_payment_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("bill_payments.id"), unique=True
+    )
     amount: Mapped[int] = mapped_column(BigInteger)
     commission: Mapped[int] = mapped_column(BigInteger)
     business_date: Mapped[date] = mapped_column(Date)
@@ -120,12 +125,15 @@ class AgentOperation(Base):
 
     __table_args__ = (
         CheckConstraint(
-            "kind in ('balance_inquiry', 'assisted_withdrawal', 'small_deposit', 'transfer')",
+            "kind in ('balance_inquiry', 'assisted_withdrawal', 'small_deposit', 'transfer', "
+            "'bill_payment')",
             name="kind",
         ),
         CheckConstraint("amount >= 0 and commission >= 0", name="amounts_not_negative"),
         CheckConstraint(
-            "(kind = 'balance_inquiry') = (payment_id is null)", name="money_has_a_payment"
+            "(kind in ('balance_inquiry', 'bill_payment')) = (payment_id is null) "
+            "and (kind = 'bill_payment') = (bill_payment_id is not null)",
+            name="money_has_a_payment",
         ),
         Index("ix_agent_operations_point_day", "service_point_id", "business_date"),
     )

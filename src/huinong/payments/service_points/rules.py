@@ -25,6 +25,7 @@ class OperationKind(StrEnum):
     assisted_withdrawal = "assisted_withdrawal"  # 助农取款
     small_deposit = "small_deposit"
     transfer = "transfer"
+    bill_payment = "bill_payment"
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class AgentTerms:
     commission_deposit: int = 100
     commission_transfer: int = 50
     commission_balance_inquiry: int = 0
+    commission_bill_payment: int = 50
 
     def commission(self, kind: OperationKind) -> int:
         return {
@@ -45,6 +47,7 @@ class AgentTerms:
             OperationKind.small_deposit: self.commission_deposit,
             OperationKind.transfer: self.commission_transfer,
             OperationKind.balance_inquiry: self.commission_balance_inquiry,
+            OperationKind.bill_payment: self.commission_bill_payment,
         }[kind]
 
 
@@ -64,6 +67,7 @@ def check_terms(terms: AgentTerms) -> list[tuple[str, str]]:
         "commission_deposit",
         "commission_transfer",
         "commission_balance_inquiry",
+        "commission_bill_payment",
     ):
         if getattr(terms, name) < 0:
             problems.append((name, "a commission is zero or more fen"))

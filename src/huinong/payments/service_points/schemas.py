@@ -24,6 +24,7 @@ class AgentTermsUpdate(RequestModel):
     commission_deposit: int = Commission
     commission_transfer: int = Commission
     commission_balance_inquiry: int = Commission
+    commission_bill_payment: int = Commission
 
 
 class AgentTermsRead(BaseModel):
@@ -36,6 +37,7 @@ class AgentTermsRead(BaseModel):
     commission_deposit: int
     commission_transfer: int
     commission_balance_inquiry: int
+    commission_bill_payment: int
 
 
 class ServicePointCreate(RequestModel):
@@ -73,6 +75,16 @@ class AssistedWithdrawal(BalanceInquiry):
     amount: Fen
 
 
+class AgentTransfer(BalanceInquiry):
+    to_account_number: AccountNumber
+    amount: Fen
+
+
+class AgentBillPayment(BalanceInquiry):
+    bill_id: uuid.UUID
+    amount: Fen
+
+
 class SmallDeposit(RequestModel):
     account_number: AccountNumber
     amount: Fen
@@ -93,6 +105,7 @@ class OperationRead(BaseModel):
     commission: FeeFen
     business_date: date
     payment: PaymentRead | None
+    bill_payment_id: uuid.UUID | None = None
 
 
 class CommissionRun(RequestModel):

@@ -9,7 +9,7 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from huinong.inputs import RequestModel
-from huinong.payments.subsidies import files, service
+from huinong.payments.subsidies import disbursement, files
 
 # base64 grows a file by 4/3
 _MAX_BASE64 = files.MAX_BYTES * 4 // 3 + 4
@@ -27,7 +27,9 @@ class RejectionCreate(RequestModel):
 
 
 class DisbursementCreate(RequestModel):
-    chunk_size: int = Field(default=service.DEFAULT_CHUNK, ge=1, le=service.MAX_CHUNK, strict=True)
+    chunk_size: int = Field(
+        default=disbursement.DEFAULT_CHUNK, ge=1, le=disbursement.MAX_CHUNK, strict=True
+    )
 
 
 class SubsidyBatchRead(BaseModel):
