@@ -55,12 +55,12 @@ from typing import Any
 
 import orjson
 import psycopg
-from psycopg import sql
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from bench_postgres import PG_INSERT, PG_UPDATE, TRANSFER_COLUMNS, connect_args, prepare_postgres
 from huinong.db import make_engine, make_session_factory, transaction
 from huinong.ids import uuid7
 from huinong.institutions import service as institutions
@@ -69,7 +69,6 @@ from huinong.ledger.types import AccountType, CreateTransferResult, TransferInpu
 from huinong.ledger.verify import verify
 from huinong.migrations import upgrade
 from huinong.security.identities import sessions, staff_users
-from raw_sql import PG_INSERT, PG_UPDATE, TRANSFER_COLUMNS
 
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/huinong_bench"
 BATCHES = (1, 100, 8190)
@@ -102,33 +101,6 @@ class Row:
 
 
 # --------------------------------------------------------------------------- databases
-
-
-def prepare_postgres(url: str) -> None:
-    """Create (or re-create) the benchmark database and migrate it."""
-    parsed = make_url(url)
-    name = parsed.database or ""
-    if "bench" not in name:
-        sys.exit(f"refusing to reset database {name!r}: a benchmark database's name has 'bench'")
-    admin = psycopg.connect(**_connect_args(parsed, "postgres"), autocommit=True)
-    with admin:
-        admin.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    upgrade(url)
-
-
-def _connect_args(parsed: URL, database: str | None = None) -> dict[str, Any]:
-    args: dict[str, Any] = {
-        "host": parsed.host or "127.0.0.1",
-        "port": parsed.port or 5432,
-        "user": parsed.username or "postgres",
-        "dbname": database or parsed.database,
-    }
-    if parsed.password:
-        args["password"] = parsed.password
-    return args
 
 
 @dataclass
@@ -230,7 +202,7 @@ _SQLITE_UPDATE = (
 
 class PostgresBaseline:
     def __init__(self, work: Workload) -> None:
-        self.connection = psycopg.connect(**_connect_args(make_url(work.url)))
+        self.connection = psycopg.connect(**connect_args(make_url(work.url)))
         self.institution_id = work.institution_id
 
     def __call__(self, batch: list[TransferInput]) -> float:

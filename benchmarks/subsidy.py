@@ -75,13 +75,13 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg import sql
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import insert, select, update
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from bench_postgres import PG_INSERT, PG_UPDATE, connect_args, prepare_postgres
 from huinong import clock
 from huinong.db import make_engine, make_session_factory, transaction
 from huinong.ids import luhn_check_digit, uuid7
@@ -100,7 +100,6 @@ from huinong.payments.codes import TransferCode
 from huinong.payments.service import DEPOSIT_ACCOUNT_NAME
 from huinong.payments.subsidies import approval, disbursement, importing, reporting
 from huinong.security.personal_data import service as personal_data
-from raw_sql import PG_INSERT, PG_UPDATE
 
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/huinong_bench"
 ROWS = 100_000
@@ -123,33 +122,6 @@ class Row:
     baseline: float | None = None  # seconds of the raw-SQL baseline of the same work
     target: str = ""
     passed: bool | None = None
-
-
-def prepare_postgres(url: str) -> None:
-    """Create (or re-create) the benchmark database and migrate it."""
-    parsed = make_url(url)
-    name = parsed.database or ""
-    if "bench" not in name:
-        sys.exit(f"refusing to reset database {name!r}: a benchmark database's name has 'bench'")
-    admin = psycopg.connect(**_connect_args(parsed, "postgres"), autocommit=True)
-    with admin:
-        admin.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    upgrade(url)
-
-
-def _connect_args(parsed: URL, database: str | None = None) -> dict[str, Any]:
-    args: dict[str, Any] = {
-        "host": parsed.host or "127.0.0.1",
-        "port": parsed.port or 5432,
-        "user": parsed.username or "postgres",
-        "dbname": database or parsed.database,
-    }
-    if parsed.password:
-        args["password"] = parsed.password
-    return args
 
 
 # --------------------------------------------------------------------------- setup
@@ -373,7 +345,7 @@ BASELINE_REFERENCE = "subsidy-baseline"
 def baseline_lookup(work: Workload) -> float:
     """Seconds for the bare customer lookup of every row's blind index: one ``= ANY``."""
     base = work.baseline
-    with psycopg.connect(**_connect_args(make_url(work.url))) as connection:
+    with psycopg.connect(**connect_args(make_url(work.url))) as connection:
         started = time.perf_counter()
         with connection.transaction():
             found = connection.execute(
@@ -388,7 +360,7 @@ def baseline_lookup(work: Workload) -> float:
 def baseline_disburse(work: Workload) -> float:
     """Seconds for the same transfers stored with one INSERT and one set-based UPDATE."""
     base = work.baseline
-    with psycopg.connect(**_connect_args(make_url(work.url))) as connection:
+    with psycopg.connect(**connect_args(make_url(work.url))) as connection:
         started = time.perf_counter()
         now = datetime.now(UTC)
         n = len(base.ids)

@@ -87,6 +87,7 @@ T = TypeVar("T")
 class _Customer:
     id: uuid.UUID
     account_number: str
+    kind: CustomerKind
 
 
 def is_empty(factory: sessionmaker[Session]) -> bool:
@@ -309,11 +310,7 @@ def _village_end(
         manager_id=manager,
         village_codes=DEMO_VILLAGES,
     )
-    shop = next(
-        c for c in opened if parties.get_customer(
-            session, institution_id=institution_id, customer_id=c.id
-        ).kind == CustomerKind.merchant
-    )  # fmt: skip
+    shop = next(c for c in opened if c.kind == CustomerKind.merchant)
     point = service_points.create_service_point(
         session,
         institution_id=institution_id,
@@ -455,4 +452,4 @@ def _open_customer(
         account_number=account.account_number,
         amount=amount,
     )
-    return _Customer(customer.id, account.account_number)
+    return _Customer(customer.id, account.account_number, kind)

@@ -47,10 +47,9 @@ class Point:
 
 
 def open_point(bank: Bank, *, float_fen: int = 0) -> Point:
-    head = bank.ok(bank.post("/offices", {"code": "HQ", "name": "总行", "kind": "head"}), 201)
-    del head
-    bank.ok(bank.post("/offices", {"code": "BR", "name": "东镇支行", "kind": "branch",
-                                   "parent_code": "HQ"}), 201)  # fmt: skip
+    bank.ok(bank.post("/offices", {"code": "HQ", "name": "总行", "kind": "head"}), 201)
+    branch = {"code": "BR", "name": "东镇支行", "kind": "branch", "parent_code": "HQ"}
+    bank.ok(bank.post("/offices", branch), 201)
     outlet = bank.ok(
         bank.post(
             "/offices",

@@ -107,7 +107,7 @@ def test_values_round_trip_and_never_repeat_a_ciphertext(factory):
         )
         assert first != second  # a fresh nonce each time: equal values do not look equal
         assert version == customer.data_key_version
-        opened = personal_data.decrypt(
+        opened = personal_data.unseal(
             session,
             first,
             version=version,

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from huinong import idempotency
 from huinong.api.responses import FastJSONResponse
+from huinong.api.terminal_auth import authenticate_terminal
 from huinong.db import run_in_transaction
 from huinong.errors import Forbidden, Unauthenticated
 from huinong.security import permissions
@@ -80,6 +81,11 @@ class SessionCache:
     def forget(self, session_id: uuid.UUID) -> None:
         self.entries.pop(session_id, None)
 
+    def forget_all(self) -> None:
+        """After a change that may touch any session (roles, a disabled user, a reused
+        refresh token): the next request of every session reads it afresh."""
+        self.entries.clear()
+
 
 # The dependencies are ``async``: FastAPI runs a plain ``def`` dependency in the thread pool,
 # one hop each per request; these do no blocking work but for a session's first lookup.
@@ -129,8 +135,6 @@ async def current_principal(request: Request, database: DatabaseDep) -> Principa
     if known is not None:
         return known
     if "x-terminal-id" in request.headers:
-        from huinong.api.terminal_auth import authenticate_terminal
-
         principal = await authenticate_terminal(request, database)
         request.state.session_id = None
     else:

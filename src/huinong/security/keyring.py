@@ -65,5 +65,12 @@ def master_key() -> bytes:
 
 def derived_key(purpose: str, *, length: int = 32) -> bytes:
     """A key for one purpose (``"access-token"``, ``"blind-index"``), derived from the master
-    key; ``length`` at most 32 (one SM3 output)."""
-    return hmac_sm3(master_key(), b"huinong/" + purpose.encode())[:length]
+    key; ``length`` at most 32 (one SM3 output). Called on hot paths (every request's token,
+    every blind index), so derivations are remembered — per master key, so a changed master
+    key is never served a key derived from the old one."""
+    return _derive(master_key(), purpose, length)
+
+
+@lru_cache(maxsize=128)
+def _derive(master: bytes, purpose: str, length: int) -> bytes:
+    return hmac_sm3(master, b"huinong/" + purpose.encode())[:length]

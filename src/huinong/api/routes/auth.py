@@ -66,7 +66,7 @@ def refresh(body: Refresh, request: Request, database: DatabaseDep) -> Any:
     result = database.run(lambda s: sessions.refresh(s, refresh_token=body.refresh_token))
     if isinstance(result, SignInFailure):
         # A reused refresh token may just have ended a session this worker has cached.
-        request.app.state.sessions.entries.clear()
+        request.app.state.sessions.forget_all()
         raise result.error
     return token_read(result)
 

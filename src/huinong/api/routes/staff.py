@@ -95,7 +95,7 @@ def set_roles(
             staff_users.set_roles(s, actor=principal, user_id=user_id, roles=body.roles)
         )
     )
-    request.app.state.sessions.entries.clear()
+    request.app.state.sessions.forget_all()
     return read
 
 
@@ -113,7 +113,7 @@ def disable(
     read = database.run(
         lambda s: staff_read(staff_users.disable_staff_user(s, actor=principal, user_id=user_id))
     )
-    request.app.state.sessions.entries.clear()
+    request.app.state.sessions.forget_all()
     return read
 
 

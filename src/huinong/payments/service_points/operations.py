@@ -105,6 +105,43 @@ def _journal(
     return operation
 
 
+def _moved(
+    session: Session,
+    *,
+    point: ServicePoint,
+    principal: Principal,
+    terms: AgentTerms,
+    kind: OperationKind,
+    account: Account,
+    client_id: str,
+    from_account_number: str,
+    to_account_number: str,
+    amount: int,
+    memo: str,
+) -> OperationResult:
+    """Move the money as a customer transfer and journal the operation for ``account``."""
+    payment = payments.transfer(
+        session,
+        institution_id=point.institution_id,
+        client_id=client_id,
+        from_account_number=from_account_number,
+        to_account_number=to_account_number,
+        amount=amount,
+        memo=memo,
+    )
+    operation = _journal(
+        session,
+        point=point,
+        principal=principal,
+        kind=kind,
+        account=account,
+        payment=payment,
+        amount=amount,
+        terms=terms,
+    )
+    return OperationResult(operation, payment, account)
+
+
 def balance_inquiry(
     session: Session, *, principal: Principal, account_number: str, pin_ciphertext: str
 ) -> OperationResult:
@@ -163,26 +200,19 @@ def assisted_withdrawal(
         )
     payout = points.float_account(session, point=point)
     assert payout.account_number is not None and account.account_number is not None
-    payment = payments.transfer(
+    return _moved(
         session,
-        institution_id=point.institution_id,
+        point=point,
+        principal=principal,
+        terms=terms,
+        kind=OperationKind.assisted_withdrawal,
+        account=account,
         client_id=client_id,
         from_account_number=account.account_number,
         to_account_number=payout.account_number,
         amount=amount,
         memo=f"助农取款 {point.code}",
     )
-    operation = _journal(
-        session,
-        point=point,
-        principal=principal,
-        kind=OperationKind.assisted_withdrawal,
-        account=account,
-        payment=payment,
-        amount=amount,
-        terms=terms,
-    )
-    return OperationResult(operation, payment, account)
 
 
 def _count_against_customer_day(
@@ -238,26 +268,19 @@ def agent_transfer(
     rules.check_withdrawal(terms, amount)
     _count_against_customer_day(session, point=point, account=account, amount=amount, terms=terms)
     assert account.account_number is not None
-    payment = payments.transfer(
+    return _moved(
         session,
-        institution_id=point.institution_id,
+        point=point,
+        principal=principal,
+        terms=terms,
+        kind=OperationKind.transfer,
+        account=account,
         client_id=client_id,
         from_account_number=account.account_number,
         to_account_number=to_account_number,
         amount=amount,
         memo=f"助农转账 {point.code}",
     )
-    operation = _journal(
-        session,
-        point=point,
-        principal=principal,
-        kind=OperationKind.transfer,
-        account=account,
-        payment=payment,
-        amount=amount,
-        terms=terms,
-    )
-    return OperationResult(operation, payment, account)
 
 
 def agent_bill_payment(
@@ -313,23 +336,16 @@ def small_deposit(
     )
     payer = points.float_account(session, point=point)
     assert payer.account_number is not None and account.account_number is not None
-    payment = payments.transfer(
+    return _moved(
         session,
-        institution_id=point.institution_id,
+        point=point,
+        principal=principal,
+        terms=terms,
+        kind=OperationKind.small_deposit,
+        account=account,
         client_id=client_id,
         from_account_number=payer.account_number,
         to_account_number=account.account_number,
         amount=amount,
         memo=f"助农存款 {point.code}",
     )
-    operation = _journal(
-        session,
-        point=point,
-        principal=principal,
-        kind=OperationKind.small_deposit,
-        account=account,
-        payment=payment,
-        amount=amount,
-        terms=terms,
-    )
-    return OperationResult(operation, payment, account)

@@ -42,7 +42,6 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import lru_cache
 
 from sqlalchemy import Column, MetaData, Table, bindparam, func, select, update
 from sqlalchemy.orm import Session, SessionTransaction
@@ -187,20 +186,12 @@ def unseal(
         ) from None
 
 
-decrypt = unseal
-
-
-@lru_cache(maxsize=64)
-def _index_key(master_key: bytes, field: str) -> bytes:
-    # ``master_key`` is part of the cache key so a changed master key is never served a stale
-    # derived key; derived_key reads the same master key.
-    return keyring.derived_key(envelope.blind_index_key_purpose(field))
-
-
 def blind_index(value: str, *, field: str, institution_id: uuid.UUID) -> str:
     """The keyed SM3 index of a normalised ``value`` of ``field`` within an institution."""
     return envelope.blind_index_with(
-        _index_key(keyring.master_key(), field), institution_id=institution_id, value=value
+        keyring.derived_key(envelope.blind_index_key_purpose(field)),
+        institution_id=institution_id,
+        value=value,
     )
 
 
