@@ -28,6 +28,7 @@ from huinong.institutions.models import Institution
 from huinong.ledger import service as ledger
 from huinong.ledger.verify import verify
 from huinong.migrations import upgrade
+from huinong.parties.geography import service as geography
 from huinong.security.audit import service as audit
 from huinong.security.identities import sessions, staff_users
 from huinong.security.principals import STAFF_ROLES
@@ -105,6 +106,22 @@ def new_institution(factory: sessionmaker[Session], prefix: str = "T") -> Instit
 
 
 STAFF_PASSWORD = "Huinong-test-2026"
+
+# A village of the bundled sample county (胶州市 李哥庄镇 港东新村), stored by ``sample_villages``.
+SAMPLE_VILLAGE = "370281102200"
+_villages_loaded: set[str] = set()
+
+
+@pytest.fixture
+def sample_villages(factory: sessionmaker[Session], backend: str) -> str:
+    """The standard divisions and the sample county's villages stored (once per backend);
+    returns :data:`SAMPLE_VILLAGE`."""
+    if backend not in _villages_loaded:
+        with transaction(factory) as session:
+            geography.load_standard(session)
+            geography.load_sample(session)
+        _villages_loaded.add(backend)
+    return SAMPLE_VILLAGE
 
 
 def staff_token(

@@ -33,6 +33,7 @@ from huinong.ledger.models import Account, PendingTransfer, Transfer
 from huinong.parties.models import Customer
 from huinong.parties.rules import resident_id_check_char
 from huinong.payments.models import Payment
+from huinong.security.identities.senders import OutboxSender
 from huinong.security.principals import STAFF_ROLES, Role
 from tests.conftest import staff_token
 
@@ -137,6 +138,9 @@ class Bank:
 
     def get(self, path: str, **params: Any) -> Response:
         return self.client.get(API + path, headers=self.headers, params=params or None)
+
+    def delete(self, path: str) -> Response:
+        return self.client.delete(API + path, headers=self.headers)
 
     def post(
         self,
@@ -273,6 +277,14 @@ def new_bank(client: TestClient, factory: sessionmaker[Session], prefix: str = "
         institution = institutions.create_institution(session, code=code, name=f"测试农商行 {code}")
         ledger.create_chart_of_accounts(session, institution_id=institution.id, ledger="CNY")
     return Bank(client, factory, code, institution.id).as_role(*sorted(STAFF_ROLES))
+
+
+@pytest.fixture
+def outbox(client: TestClient) -> OutboxSender:
+    """One-time codes the app sends, kept for the test to read back."""
+    sender = OutboxSender()
+    client.app.state.otp_sender = sender  # type: ignore[attr-defined]
+    return sender
 
 
 @pytest.fixture

@@ -279,13 +279,6 @@ def test_only_admins_manage_staff_and_auditors_read_the_permission_table(bank: B
 # ----------------------------------------------------------------------- customers
 
 
-@pytest.fixture
-def outbox(client: TestClient) -> OutboxSender:
-    sender = OutboxSender()
-    client.app.state.otp_sender = sender  # type: ignore[attr-defined]
-    return sender
-
-
 def customer_with_credential(bank: Bank, phone: str) -> str:
     customer = bank.customer(name="赵大爷")
     response = bank.as_role(Role.teller).post(

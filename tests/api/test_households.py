@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import pytest
 from httpx import Response
 from sqlalchemy import func, select
 
@@ -13,8 +14,10 @@ from huinong.parties.households.models import HouseholdArchiveVersion, Household
 from huinong.security.audit.models import AuditRecord
 from huinong.security.principals import Role
 from tests.api.conftest import API, Bank, assert_problem, resident_id
+from tests.conftest import SAMPLE_VILLAGE
 
-VILLAGE = "610423105201"
+VILLAGE = SAMPLE_VILLAGE
+pytestmark = pytest.mark.usefixtures("sample_villages")
 
 
 def request(bank: Bank, method: str, path: str, body: Any = None) -> Response:

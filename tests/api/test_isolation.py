@@ -200,7 +200,9 @@ def victim_of(client: TestClient, factory: sessionmaker[Session]) -> Victim:
         201,
     )
     bank.ok(bank.post(f"/households/{home['id']}/archive-versions", survey("2026-01-01")), 201)
+    card = bank.ok(bank.post(f"/customers/{customer['id']}/farmer-code", {}), 201)
     ids = {
+        "farmer_code": card["farmer_code"],
         "batch_id": batch["id"],
         "payer_account_number": payer["account_number"],
         "biller_id": biller["id"],
@@ -226,6 +228,7 @@ def victim_of(client: TestClient, factory: sessionmaker[Session]) -> Victim:
         "office_id": office["id"],
     }
     secrets = {
+        card["farmer_code"],
         batch["id"],
         beneficiary_id,
         beneficiary["id"],
@@ -341,6 +344,19 @@ def bodies(victim: Victim, attacker: Bank) -> dict[tuple[str, str], Callable[[],
             "account_number": ids["account_number"],
             "pin_ciphertext": "00",
             "amount": 100,
+        },
+        ("POST", f"{API}/agent/withdrawal-codes"): lambda: {
+            "farmer_code": ids["farmer_code"],
+            "amount": 100,
+        },
+        ("POST", f"{API}/agent/withdrawals/by-farmer-code"): lambda: {
+            "farmer_code": ids["farmer_code"],
+            "one_time_code": "123456",
+            "amount": 100,
+        },
+        ("POST", f"{API}/households/{{household_id}}/head"): lambda: {
+            "member_id": ids["member_id"],
+            "previous_head_relationship": "spouse",
         },
         ("POST", f"{API}/agent/transfers"): lambda: {
             "account_number": ids["account_number"],

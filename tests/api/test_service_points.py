@@ -6,12 +6,18 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import update
+from sqlalchemy.orm import Session, sessionmaker
 
+from huinong import clock
+from huinong.db import transaction
+from huinong.payments.service_points.models import WithdrawalCode
 from huinong.security.crypto import SM2PrivateKey, SM2PublicKey
+from huinong.security.identities.senders import OutboxSender
 from huinong.security.principals import Role
 from huinong.security.terminals.client import TerminalClient, UnsignedResponse
 from tests.api.conftest import Bank, assert_problem, race
@@ -389,3 +395,157 @@ def test_the_batch_commands(bank: Bank, database_url: str, monkeypatch: pytest.M
         assert missing.exit_code == 1 and "no service point NOPE" in missing.output
     finally:
         get_settings.cache_clear()
+
+
+# --------------------------------------------------------------------------- farmer code
+
+
+@dataclass
+class Farmer:
+    customer_id: str
+    account_number: str
+    farmer_code: str
+    phone: str
+
+
+def farmer_with_card(bank: Bank, balance: int = 500_000, *, phone: bool = True) -> Farmer:
+    number = f"139{uuid.uuid4().int % 10**8:08d}"
+    fields = {"phone": number} if phone else {}
+    customer = bank.customer(name="王大爷", **fields)
+    account = bank.deposit_account(customer["id"])["account_number"]
+    if balance:
+        bank.deposit(account, balance)
+    teller = bank.as_role(Role.teller)
+    issued = teller.ok(teller.post(f"/customers/{customer['id']}/farmer-code", {}), 201)
+    return Farmer(customer["id"], account, issued["farmer_code"], number)
+
+
+def ask_code(point: Point, outbox: OutboxSender, farmer: Farmer, amount: int) -> str:
+    response = point.post(
+        "/agent/withdrawal-codes", {"farmer_code": farmer.farmer_code, "amount": amount}
+    )
+    assert response.status_code == 202, response.text
+    institution, phone, code = outbox.sent[-1]
+    assert phone == farmer.phone and institution == point.bank.code
+    return code
+
+
+def withdraw_by_card(point: Point, farmer: Farmer, code: str, amount: int, **kw: Any) -> Any:
+    body = {"farmer_code": farmer.farmer_code, "one_time_code": code, "amount": amount}
+    return point.post("/agent/withdrawals/by-farmer-code", body, **kw)
+
+
+def other_code(code: str) -> str:
+    return f"{(int(code) + 1) % 10**6:06d}"
+
+
+def test_withdrawal_by_farmer_code_and_a_one_time_code(bank: Bank, outbox: OutboxSender) -> None:
+    point = open_point(bank)
+    farmer = farmer_with_card(bank)
+    sent = point.post(
+        "/agent/withdrawal-codes", {"farmer_code": farmer.farmer_code, "amount": 20_000}
+    ).json()
+    assert sent["phone"] == farmer.phone[:3] + "****" + farmer.phone[-4:]
+    assert sent["amount"] == 20_000
+    code = outbox.sent[-1][2]
+    before = bank.snapshot()
+    refused = withdraw_by_card(point, farmer, other_code(code), 20_000)
+    assert_problem(refused, 403, "agents.wrong_one_time_code", field="one_time_code")
+    mismatch = withdraw_by_card(point, farmer, code, 30_000)
+    assert_problem(mismatch, 409, "agents.one_time_code_amount_mismatch", field="amount")
+    assert bank.snapshot() == before
+    done = withdraw_by_card(point, farmer, code, 20_000)
+    assert done.status_code == 201, done.text
+    assert done.json()["kind"] == "assisted_withdrawal"
+    assert done.json()["account_number"] == farmer.account_number
+    assert bank.balance(farmer.account_number) == 480_000
+    assert bank.balance(point.float_account_number) == 20_000
+    # The code is spent: a second withdrawal with it (a new request) is refused.
+    again = withdraw_by_card(point, farmer, code, 20_000)
+    assert_problem(again, 403, "agents.one_time_code_expired")
+    assert bank.balance(farmer.account_number) == 480_000
+
+
+def test_five_wrong_codes_spend_it_and_a_new_code_replaces_the_old(
+    bank: Bank, outbox: OutboxSender
+) -> None:
+    point = open_point(bank)
+    farmer = farmer_with_card(bank)
+    code = ask_code(point, outbox, farmer, 10_000)
+    for _ in range(5):
+        assert_problem(
+            withdraw_by_card(point, farmer, other_code(code), 10_000),
+            403,
+            "agents.wrong_one_time_code",
+        )
+    assert_problem(
+        withdraw_by_card(point, farmer, code, 10_000), 403, "agents.one_time_code_expired"
+    )
+    first = ask_code(point, outbox, farmer, 10_000)
+    second = ask_code(point, outbox, farmer, 10_000)
+    if first != second:
+        assert_problem(
+            withdraw_by_card(point, farmer, first, 10_000), 403, "agents.wrong_one_time_code"
+        )
+    assert withdraw_by_card(point, farmer, second, 10_000).status_code == 201
+
+
+def test_an_expired_code_is_refused(
+    bank: Bank, outbox: OutboxSender, factory: sessionmaker[Session]
+) -> None:
+    point = open_point(bank)
+    farmer = farmer_with_card(bank)
+    code = ask_code(point, outbox, farmer, 10_000)
+    with transaction(factory) as session:
+        session.execute(
+            update(WithdrawalCode)
+            .where(WithdrawalCode.service_point_id == uuid.UUID(point.id))
+            .values(expires_at=clock.now() - timedelta(seconds=1))
+        )
+    assert_problem(
+        withdraw_by_card(point, farmer, code, 10_000), 403, "agents.one_time_code_expired"
+    )
+
+
+def test_farmer_cards_are_issued_revoked_and_checked(bank: Bank, outbox: OutboxSender) -> None:
+    point = open_point(bank)
+    farmer = farmer_with_card(bank)
+    teller = bank.as_role(Role.teller)
+    shown = teller.ok(teller.get(f"/customers/{farmer.customer_id}/farmer-code"))
+    assert shown["last_digits"] == farmer.farmer_code[-4:] and "farmer_code" not in shown
+    # One digit mistyped: the check digit catches it before any lookup.
+    typo = farmer.farmer_code[:-1] + str((int(farmer.farmer_code[-1]) + 1) % 10)
+    response = point.post("/agent/withdrawal-codes", {"farmer_code": typo, "amount": 1_000})
+    assert_problem(response, 422, "parties.invalid_farmer_code", field="farmer_code")
+    # A lost card: a new one revokes the old one.
+    new = teller.ok(teller.post(f"/customers/{farmer.customer_id}/farmer-code", {}), 201)
+    old = point.post("/agent/withdrawal-codes", {"farmer_code": farmer.farmer_code, "amount": 1})
+    assert_problem(old, 404, "parties.farmer_code_not_found")
+    farmer.farmer_code = new["farmer_code"]
+    assert ask_code(point, outbox, farmer, 1_000)
+    revoked = teller.delete(f"/customers/{farmer.customer_id}/farmer-code")
+    assert revoked.status_code == 204
+    gone = point.post("/agent/withdrawal-codes", {"farmer_code": farmer.farmer_code, "amount": 1})
+    assert_problem(gone, 404, "parties.farmer_code_not_found")
+    assert_problem(teller.get(f"/customers/{farmer.customer_id}/farmer-code"), 404)
+
+
+def test_a_card_holder_needs_a_phone_and_an_account(bank: Bank, outbox: OutboxSender) -> None:
+    point = open_point(bank)
+    no_phone = farmer_with_card(bank, phone=False)
+    response = point.post(
+        "/agent/withdrawal-codes", {"farmer_code": no_phone.farmer_code, "amount": 1_000}
+    )
+    assert_problem(response, 409, "agents.no_phone_on_record", field="farmer_code")
+    customer = bank.customer(name="赵大娘", phone=f"137{uuid.uuid4().int % 10**8:08d}")
+    teller = bank.as_role(Role.teller)
+    card = teller.ok(teller.post(f"/customers/{customer['id']}/farmer-code", {}), 201)
+    response = point.post(
+        "/agent/withdrawal-codes", {"farmer_code": card["farmer_code"], "amount": 1_000}
+    )
+    assert_problem(response, 409, "agents.no_deposit_account", field="farmer_code")
+    over = point.post(
+        "/agent/withdrawal-codes", {"farmer_code": card["farmer_code"], "amount": 10**9}
+    )
+    assert over.status_code in (409, 422)
+    assert outbox.sent == []

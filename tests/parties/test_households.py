@@ -9,7 +9,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from huinong.config import get_settings
@@ -20,15 +21,21 @@ from huinong.institutions.models import Institution
 from huinong.parties import service as parties
 from huinong.parties.households import archive
 from huinong.parties.households import service as households
-from huinong.parties.households.models import HouseholdArchiveVersion, HouseholdMember, Relationship
+from huinong.parties.households.models import (
+    Household,
+    HouseholdArchiveVersion,
+    HouseholdMember,
+    Relationship,
+)
 from huinong.parties.models import CustomerKind
 from huinong.security.consent import service as consent
 from huinong.security.consent.models import DataCategory, EvidenceKind, Purpose
 from tests.api.conftest import race, resident_id
-from tests.conftest import new_institution
+from tests.conftest import SAMPLE_VILLAGE, new_institution
 
 CAMPAIGN = Purpose.village_credit_campaign
-VILLAGE = "610423105201"
+VILLAGE = SAMPLE_VILLAGE
+pytestmark = pytest.mark.usefixtures("sample_villages")
 
 
 def new_customer(
@@ -139,6 +146,143 @@ def test_a_village_code_has_twelve_digits(factory, bank, code):
             session, institution_id=bank.id, head_customer_id=head, village_code=code
         )
     assert caught.value.field == "village_code"
+
+
+def test_a_household_s_village_is_a_stored_village(factory, bank):
+    head = new_customer(factory, bank)
+    for code, error in (
+        ("370281102999", "geography.village_not_found"),
+        ("370281102000", "geography.not_a_village"),
+    ):
+        with pytest.raises(InvalidInput) as caught, transaction(factory) as session:
+            households.create_household(
+                session, institution_id=bank.id, head_customer_id=head, village_code=code
+            )
+        assert (caught.value.code, caught.value.field) == (error, "village_code")
+    # The database holds the rule too: a row naming an unknown village is refused.
+    household = new_household(factory, bank, head)
+    with pytest.raises(IntegrityError), transaction(factory) as session:
+        session.execute(
+            update(Household)
+            .where(Household.id == household.id)
+            .values(village_code="370281102999")
+        )
+
+
+def add(factory, bank, household, relationship, **who):
+    return run_in_transaction(
+        factory,
+        lambda s: households.add_member(
+            s,
+            institution_id=bank.id,
+            household_id=household.id,
+            relationship=relationship,
+            is_labour=True,
+            **who,
+        ),
+    )
+
+
+def change_head(factory, bank, household, member_id, previous="spouse", relationships=None):
+    return run_in_transaction(
+        factory,
+        lambda s: households.change_head(
+            s,
+            institution_id=bank.id,
+            household_id=household.id,
+            member_id=member_id,
+            previous_head_relationship=Relationship(previous),
+            relationships=relationships,
+        ),
+    )
+
+
+def test_the_head_changes_to_a_customer_member(factory, bank):
+    father = new_customer(factory, bank, "王父")
+    household = new_household(factory, bank, father)
+    son = add(
+        factory,
+        bank,
+        household,
+        Relationship.child,
+        customer_id=new_customer(factory, bank, "王子"),
+    )
+    daughter = add(factory, bank, household, Relationship.child, name="王女")
+    changed = change_head(
+        factory,
+        bank,
+        household,
+        son.id,
+        previous="parent",
+        relationships={daughter.id: Relationship.sibling},
+    )
+    assert changed.head_customer_id == son.customer_id
+    with factory() as session:
+        found = households.get_household(session, institution_id=bank.id, household_id=household.id)
+        assert found.head_customer_id == son.customer_id
+        got = {m.id: m.relationship for m in households.members(session, household=found)}
+    heads = [m for m, r in got.items() if r == "head"]
+    assert heads == [son.id]
+    assert got[daughter.id] == "sibling"
+    assert sorted(got.values()) == ["head", "parent", "sibling"]
+
+
+def test_a_head_change_is_refused_when_it_would_break_a_rule(factory, bank):
+    head = new_customer(factory, bank)
+    household = new_household(factory, bank, head)
+    named = add(factory, bank, household, Relationship.spouse, name="李梅")
+    son = add(factory, bank, household, Relationship.child, customer_id=new_customer(factory, bank))
+    before = run_in_transaction(
+        factory,
+        lambda s: [
+            (m.id, m.relationship)
+            for m in households.members(
+                s,
+                household=households.get_household(
+                    s, institution_id=bank.id, household_id=household.id
+                ),
+            )
+        ],
+    )
+    with pytest.raises(InvalidInput) as caught:
+        change_head(factory, bank, household, named.id)
+    assert (caught.value.code, caught.value.field) == (
+        "households.head_not_a_customer",
+        "member_id",
+    )
+    with pytest.raises(InvalidInput) as caught:
+        change_head(factory, bank, household, son.id, previous="head")
+    assert caught.value.field == "previous_head_relationship"
+    with pytest.raises(InvalidInput) as caught:
+        change_head(factory, bank, household, son.id, relationships={son.id: Relationship.child})
+    assert caught.value.field == "relationships"
+    with pytest.raises(InvalidInput) as caught:
+        change_head(factory, bank, household, son.id, relationships={named.id: Relationship.head})
+    assert caught.value.field == "relationships"
+    with pytest.raises(NotFound):
+        change_head(factory, bank, household, uuid.uuid4())
+    head_member = before[0][0]
+    with pytest.raises(Conflict) as caught:
+        change_head(factory, bank, household, head_member)
+    assert caught.value.code == "households.already_head"
+    after = run_in_transaction(
+        factory,
+        lambda s: [
+            (m.id, m.relationship)
+            for m in households.members(
+                s,
+                household=households.get_household(
+                    s, institution_id=bank.id, household_id=household.id
+                ),
+            )
+        ],
+    )
+    assert after == before
+    # The database holds "one head" too.
+    with pytest.raises(IntegrityError), transaction(factory) as session:
+        session.execute(
+            update(HouseholdMember).where(HouseholdMember.id == son.id).values(relationship="head")
+        )
 
 
 def test_a_customer_belongs_to_one_household(factory, bank):

@@ -327,13 +327,19 @@ def test_duplicates_against_earlier_batches(factory: sessionmaker[Session]) -> N
     assert world.errors(second) == [(2, "id_number", "subsidies.duplicate_in_earlier_batch")]
     with transaction(factory) as session:
         approval.submit_batch(session, institution_id=world.id, batch_id=first, actor_id=MAKER)
-    with transaction(factory) as session:
+    for _ in range(2):  # the same rejection sent twice (a retry) is one decision
+        with transaction(factory) as session:
+            decided = approval.reject_batch(
+                session,
+                institution_id=world.id,
+                batch_id=first,
+                checker_id=CHECKER,
+                reason="金额有误",
+            )
+            assert decided.status == "rejected" and decided.rejection_reason == "金额有误"
+    with transaction(factory) as session, pytest.raises(Conflict):
         approval.reject_batch(
-            session,
-            institution_id=world.id,
-            batch_id=first,
-            checker_id=CHECKER,
-            reason="金额有误",
+            session, institution_id=world.id, batch_id=first, checker_id=CHECKER, reason="另一理由"
         )
     # A rejected batch no longer counts.
     third = world.import_(world.csv([world.line(a)]))

@@ -5,6 +5,11 @@ an SM4-GCM ciphertext bound to its row and column (``huinong.security.personal_d
 keyed SM3 blind index beside it for exact lookup. The index carries the uniqueness of the ID
 number within an institution; phones are indexed but not unique (a household may share one).
 ``data_key_version`` names the data key both ciphertexts of the row are under.
+
+A farmer code (一码通, ``farmer_codes``) is a bearer identifier printed as a QR code on the
+farmer's card: whoever shows it is looked up as that customer, so it is kept like a password's
+cousin — only its keyed SM3 blind index and its last four digits are stored, and a customer has
+at most one code that is not revoked (a partial unique index).
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, LargeBinary, String
+from sqlalchemy import CheckConstraint, ForeignKey, Index, LargeBinary, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from huinong.db import Base, UTCDateTime
@@ -65,4 +70,29 @@ class Customer(Base):
         ),
         Index("ix_customers_institution_phone_index", "institution_id", "phone_index"),
         Index("ix_customers_data_key_version", "data_key_version"),
+    )
+
+
+class FarmerCode(Base):
+    __tablename__ = "farmer_codes"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    institution_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("institutions.id"))
+    customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"))
+    code_index: Mapped[str] = mapped_column(String(64))
+    last_digits: Mapped[str] = mapped_column(String(4))
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index(
+            "ix_farmer_codes_institution_code_index", "institution_id", "code_index", unique=True
+        ),
+        Index(
+            "ix_farmer_codes_customer_active",
+            "customer_id",
+            unique=True,
+            sqlite_where=text("revoked_at is null"),
+            postgresql_where=text("revoked_at is null"),
+        ),
     )

@@ -78,3 +78,17 @@ class CustomerRevealed(BaseModel):
     id: uuid.UUID
     id_number: str | None = None
     phone: str | None = None
+
+
+class FarmerCodeRead(BaseModel):
+    """A farmer code in force: only its last digits (the code is shown once, when issued)."""
+
+    customer_id: uuid.UUID
+    last_digits: str
+    issued_at: datetime
+
+
+class FarmerCodeIssued(FarmerCodeRead):
+    """The new code, printed on the farmer's card now; it cannot be shown again."""
+
+    farmer_code: str

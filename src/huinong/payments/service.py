@@ -30,6 +30,7 @@ from huinong.ledger.types import (
 )
 from huinong.money import MAX_FEN
 from huinong.parties import service as parties
+from huinong.parties.households import service as households
 from huinong.payments.codes import TransferCode
 from huinong.payments.models import Payment, PaymentKind
 
@@ -100,6 +101,35 @@ def _check_amount(amount: int, *, field: str = "amount", allow_zero: bool = Fals
             field=field,
         )
     return amount
+
+
+# A customer with more deposit accounts than this is a data error, not a farmer.
+MAX_DEPOSIT_ACCOUNTS_PER_CUSTOMER = 200
+
+
+def deposit_accounts_of(
+    session: Session, *, institution_id: uuid.UUID, customer_id: uuid.UUID
+) -> list[Account]:
+    """The customer's deposit accounts in opening order (ids are time-ordered)."""
+    return ledger.list_accounts(
+        session,
+        institution_id=institution_id,
+        owner_id=customer_id,
+        code=AccountCode.customer_deposits,
+        limit=MAX_DEPOSIT_ACCOUNTS_PER_CUSTOMER,
+    )
+
+
+def default_deposit_account(
+    session: Session, *, institution_id: uuid.UUID, customer_id: uuid.UUID
+) -> Account | None:
+    """The account a party lookup answers with: the one the customer marked, while it is
+    open, else their first open deposit account."""
+    marked = households.default_account_id(
+        session, institution_id=institution_id, customer_id=customer_id
+    )
+    accounts = deposit_accounts_of(session, institution_id=institution_id, customer_id=customer_id)
+    return households.pick_default_account(accounts, marked)
 
 
 def deposit_account(

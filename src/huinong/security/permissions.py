@@ -99,6 +99,7 @@ PERMISSIONS: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/api/v1/households"): CUSTOMER_READERS,
     ("GET", "/api/v1/households/{household_id}"): CUSTOMER_READERS,
     ("POST", "/api/v1/households/{household_id}/members"): frozenset({A.teller, A.account_manager}),
+    ("POST", "/api/v1/households/{household_id}/head"): frozenset({A.teller, A.account_manager}),
     ("DELETE", "/api/v1/households/{household_id}/members/{member_id}"): frozenset(
         {A.teller, A.account_manager}
     ),
@@ -112,6 +113,9 @@ PERMISSIONS: dict[tuple[str, str], frozenset[Role]] = {
     ),
     ("GET", "/api/v1/customers/{customer_id}/view"): CUSTOMER_READERS,
     ("PUT", "/api/v1/customers/{customer_id}/default-account"): frozenset({A.teller}),
+    ("POST", "/api/v1/customers/{customer_id}/farmer-code"): frozenset({A.teller}),
+    ("GET", "/api/v1/customers/{customer_id}/farmer-code"): CUSTOMER_READERS,
+    ("DELETE", "/api/v1/customers/{customer_id}/farmer-code"): frozenset({A.teller}),
     ("POST", "/api/v1/party-lookup"): frozenset({A.teller, A.account_manager, A.agent, A.partner}),
     # bills (issue 4): billers are set up by admins; tellers and agent terminals take payments
     ("POST", "/api/v1/billers"): frozenset({A.admin}),
@@ -155,6 +159,8 @@ PERMISSIONS: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/api/v1/deposit-accounts/{account_number}/pin"): frozenset({A.teller}),
     ("POST", "/api/v1/agent/balance-inquiries"): frozenset({A.agent}),
     ("POST", "/api/v1/agent/withdrawals"): frozenset({A.agent}),
+    ("POST", "/api/v1/agent/withdrawal-codes"): frozenset({A.agent}),
+    ("POST", "/api/v1/agent/withdrawals/by-farmer-code"): frozenset({A.agent}),
     ("POST", "/api/v1/agent/deposits"): frozenset({A.agent}),
     ("POST", "/api/v1/agent/transfers"): frozenset({A.agent}),
     ("POST", "/api/v1/agent/bill-payments"): frozenset({A.agent}),

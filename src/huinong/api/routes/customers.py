@@ -25,15 +25,15 @@ import uuid
 from collections.abc import Iterable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from sqlalchemy.orm import Session
 
 from huinong.api.deps import DatabaseDep, PrincipalDep
 from huinong.api.pagination import decode_id, encode_id
-from huinong.errors import Forbidden
-from huinong.parties import service
+from huinong.errors import Forbidden, NotFound
+from huinong.parties import farmer_codes, service
 from huinong.parties.geography.schemas import CustomerVillage
-from huinong.parties.models import Customer
+from huinong.parties.models import Customer, FarmerCode
 from huinong.parties.schemas import (
     CustomerCreate,
     CustomerLookup,
@@ -42,6 +42,8 @@ from huinong.parties.schemas import (
     CustomerRead,
     CustomerReveal,
     CustomerRevealed,
+    FarmerCodeIssued,
+    FarmerCodeRead,
 )
 from huinong.security.audit import service as audit
 from huinong.security.permissions import CUSTOMER_READERS
@@ -240,3 +242,65 @@ def reveal_customer(
         )
 
     return database.run(work)
+
+
+# --------------------------------------------------------------------------- farmer codes
+
+
+def _farmer_code_read(row: FarmerCode) -> FarmerCodeRead:
+    return FarmerCodeRead(
+        customer_id=row.customer_id, last_digits=row.last_digits, issued_at=row.issued_at
+    )
+
+
+@router.post(
+    "/customers/{customer_id}/farmer-code", status_code=201, response_model=FarmerCodeIssued
+)
+def issue_farmer_code(
+    customer_id: uuid.UUID, principal: PrincipalDep, database: DatabaseDep
+) -> Any:
+    """Issue a farmer code (一码通) for the customer's card, revoking the one in force (a lost
+    card). The code is in this answer only: print it now."""
+
+    def work(s: Session) -> FarmerCodeIssued:
+        row, code = farmer_codes.issue_farmer_code(
+            s, institution_id=principal.institution_id, customer_id=customer_id
+        )
+        _audit(s, principal, "customers.farmer_code_issued", customer_id=row.customer_id)
+        return FarmerCodeIssued(**_farmer_code_read(row).model_dump(), farmer_code=code)
+
+    return database.run(work)
+
+
+@router.get("/customers/{customer_id}/farmer-code", response_model=FarmerCodeRead)
+def get_farmer_code(customer_id: uuid.UUID, principal: PrincipalDep, database: DatabaseDep) -> Any:
+    def work(s: Session) -> FarmerCodeRead:
+        service.get_customer(s, institution_id=principal.institution_id, customer_id=customer_id)
+        row = farmer_codes.farmer_code_in_force(
+            s, institution_id=principal.institution_id, customer_id=customer_id
+        )
+        if row is None:
+            raise NotFound(
+                "parties.farmer_code_not_found",
+                "the customer has no farmer code in force",
+                field="customer_id",
+            )
+        return _farmer_code_read(row)
+
+    return database.run(work)
+
+
+@router.delete("/customers/{customer_id}/farmer-code", status_code=204)
+def revoke_farmer_code(
+    customer_id: uuid.UUID, principal: PrincipalDep, database: DatabaseDep
+) -> Response:
+    """Revoke the customer's farmer code (a lost card); it identifies nobody from now on."""
+
+    def work(s: Session) -> None:
+        row = farmer_codes.revoke_farmer_code(
+            s, institution_id=principal.institution_id, customer_id=customer_id
+        )
+        _audit(s, principal, "customers.farmer_code_revoked", customer_id=row.customer_id)
+
+    database.run(work)
+    return Response(status_code=204)

@@ -3,7 +3,8 @@
 Every route here reads or writes personal data and leaves an audit record in its own
 transaction — ids, codes and counts only, never a value:
 
-* ``households.created`` / ``.read`` / ``.listed`` / ``.member_added`` / ``.member_removed``;
+* ``households.created`` / ``.read`` / ``.listed`` / ``.member_added`` / ``.member_removed`` /
+  ``.head_changed``;
 * ``households.archive_recorded`` and ``households.archive_read`` (with the purpose and the
   consent the use went through) and ``households.archive_versions_listed``; a use refused for
   want of consent is recorded with outcome ``denied`` before the refusal is answered;
@@ -13,9 +14,10 @@ transaction — ids, codes and counts only, never a value:
 The 360° view and the lookup put parties and payments side by side; that happens here, in the
 API layer, because parties may not import payments or the ledger.
 
-**Default account** (what a lookup answers with): the deposit account the customer marked
-(``PUT /customers/{id}/default-account``) while it is open; otherwise the customer's first
-open deposit account, in opening order; none if no deposit account is open.
+**Default account** (what a lookup answers with, ``payments.service.default_deposit_account``):
+the deposit account the customer marked (``PUT /customers/{id}/default-account``) while it is
+open; otherwise the customer's first open deposit account, in opening order; none if no
+deposit account is open.
 """
 
 from __future__ import annotations
@@ -35,8 +37,6 @@ from huinong.api.routes.consent import consent_read
 from huinong.api.routes.customers import customer_read
 from huinong.api.routes.payments import deposit_account_read
 from huinong.errors import Forbidden, InvalidInput
-from huinong.ledger import service as ledger
-from huinong.ledger.chart import AccountCode
 from huinong.ledger.models import Account
 from huinong.parties import service as parties
 from huinong.parties.households import archive, service
@@ -51,6 +51,7 @@ from huinong.parties.households.schemas import (
     CustomerView,
     DefaultAccountRead,
     DefaultAccountSet,
+    HeadChange,
     HouseholdCreate,
     HouseholdInView,
     HouseholdPage,
@@ -70,8 +71,6 @@ from huinong.security.principals import Principal, PrincipalKind
 
 router = APIRouter(tags=["households"])
 T = TypeVar("T")
-# A customer has a handful of deposit accounts; the view lists up to this many.
-MAX_ACCOUNTS_IN_VIEW = 200
 
 
 def _audit(
@@ -321,6 +320,37 @@ def remove_member(
     return database.run(work)
 
 
+@router.post("/households/{household_id}/head", response_model=HouseholdRead)
+def change_head(
+    household_id: uuid.UUID, body: HeadChange, principal: PrincipalDep, database: DatabaseDep
+) -> Any:
+    """户主变更: a customer member becomes the head; the previous head stays a member."""
+
+    def work(s: Session) -> HouseholdRead:
+        before = service.get_household(
+            s, institution_id=principal.institution_id, household_id=household_id
+        ).head_customer_id
+        household = service.change_head(
+            s,
+            institution_id=principal.institution_id,
+            household_id=household_id,
+            member_id=body.member_id,
+            previous_head_relationship=body.previous_head_relationship,
+            relationships={c.member_id: c.relationship for c in body.relationships},
+        )
+        _audit(
+            s,
+            principal,
+            "households.head_changed",
+            object_type="household",
+            object_id=household_id,
+            detail={"before": str(before), "after": str(household.head_customer_id)},
+        )
+        return _household_read(s, household, principal)
+
+    return database.run(work)
+
+
 # --------------------------------------------------------------------------- archive
 
 
@@ -446,21 +476,15 @@ def read_archive(
 
 
 def _deposit_accounts(s: Session, principal: Principal, customer_id: uuid.UUID) -> list[Account]:
-    """The customer's deposit accounts in opening order (ids are time-ordered)."""
-    return ledger.list_accounts(
-        s,
-        institution_id=principal.institution_id,
-        owner_id=customer_id,
-        code=AccountCode.customer_deposits,
-        limit=MAX_ACCOUNTS_IN_VIEW,
+    return payments.deposit_accounts_of(
+        s, institution_id=principal.institution_id, customer_id=customer_id
     )
 
 
 def _default_account(s: Session, principal: Principal, customer_id: uuid.UUID) -> Account | None:
-    marked = service.default_account_id(
+    return payments.default_deposit_account(
         s, institution_id=principal.institution_id, customer_id=customer_id
     )
-    return service.pick_default_account(_deposit_accounts(s, principal, customer_id), marked)
 
 
 @router.put("/customers/{customer_id}/default-account", response_model=DefaultAccountRead)

@@ -23,7 +23,7 @@ from huinong.api.deps import (
 from huinong.institutions import service as institutions
 from huinong.ledger import service as ledger
 from huinong.payments.schemas import PaymentRead
-from huinong.payments.service_points import operations, pins, points, reports
+from huinong.payments.service_points import operations, pins, points, reports, withdrawal_codes
 from huinong.payments.service_points.models import ServicePoint
 from huinong.payments.service_points.rules import AgentTerms
 from huinong.payments.service_points.schemas import (
@@ -36,13 +36,17 @@ from huinong.payments.service_points.schemas import (
     BalanceRead,
     CommissionRun,
     DayReportRead,
+    FarmerCodeWithdrawal,
     OperationRead,
     PayoutLineRead,
     PinSet,
     ServicePointCreate,
     ServicePointRead,
     SmallDeposit,
+    WithdrawalCodeRequest,
+    WithdrawalCodeSent,
 )
+from huinong.security.personal_data.masking import mask_phone
 
 router = APIRouter(tags=["service points"])
 
@@ -80,14 +84,14 @@ def operation_read(session: Session, result: operations.OperationResult) -> dict
     ).model_dump(mode="json")
 
 
-def with_pin_failures_recorded(database: Database, call: Any) -> Any:
-    """Run an operation that checks a PIN; a wrong PIN rolls the operation back, so its
-    failure is counted in a transaction of its own before the refusal is answered."""
+def with_failures_recorded(database: Database, call: Any) -> Any:
+    """Run an operation that checks a PIN or one-time code; a wrong one rolls the operation
+    back, so its failure is counted in a transaction of its own before the refusal is
+    answered."""
     try:
         return call()
-    except pins.PinRefused as refused:
-        account_id = refused.account_id
-        database.run(lambda s: pins.record_pin_failure(s, account_id=account_id))
+    except pins.CheckRefused as refused:
+        database.run(refused.record_failure)
         raise refused.error from None
 
 
@@ -216,7 +220,7 @@ def balance_inquiry(body: BalanceInquiry, principal: PrincipalDep, database: Dat
             available=balance.available,
         )
 
-    return with_pin_failures_recorded(database, lambda: database.run(unit))
+    return with_failures_recorded(database, lambda: database.run(unit))
 
 
 def _agent_money_move(
@@ -234,7 +238,7 @@ def _agent_money_move(
     def work(session: Session) -> tuple[int, Any]:
         return 201, operation_read(session, use_case(session))
 
-    return with_pin_failures_recorded(
+    return with_failures_recorded(
         database,
         lambda: run_idempotent(
             request=request,
@@ -271,6 +275,55 @@ def assisted_withdrawal(
             client_id=key,
             account_number=body.account_number,
             pin_ciphertext=body.pin_ciphertext,
+            amount=body.amount,
+        ),
+    )
+
+
+@router.post("/agent/withdrawal-codes", status_code=202, response_model=WithdrawalCodeSent)
+def send_withdrawal_code(
+    body: WithdrawalCodeRequest, request: Request, principal: PrincipalDep, database: DatabaseDep
+) -> Any:
+    """Send a one-time code to the phone of the farmer card's holder, for a withdrawal of this
+    amount here by farmer code (一码通); the code is sent once the request has committed."""
+    sent = database.run(
+        lambda s: withdrawal_codes.request_code(
+            s, principal=principal, farmer_code=body.farmer_code, amount=body.amount
+        )
+    )
+    request.app.state.otp_sender.send(
+        institution_code=principal.institution_code, phone=sent.phone, code=sent.code
+    )
+    return WithdrawalCodeSent(
+        challenge_id=sent.challenge.id,
+        phone=mask_phone(sent.phone) or "",
+        amount=sent.challenge.amount,
+        expires_at=sent.challenge.expires_at,
+    )
+
+
+@router.post("/agent/withdrawals/by-farmer-code", status_code=201, response_model=OperationRead)
+def assisted_withdrawal_by_farmer_code(
+    body: FarmerCodeWithdrawal,
+    request: Request,
+    principal: PrincipalDep,
+    database: DatabaseDep,
+    key: IdempotencyKeyDep,
+) -> Any:
+    """助农取款 by farmer code and the one-time code sent to the card holder's phone."""
+    return _agent_money_move(
+        request=request,
+        principal=principal,
+        database=database,
+        key=key,
+        body=body,
+        action="agents.assisted_withdrawal",
+        use_case=lambda s: operations.assisted_withdrawal_by_farmer_code(
+            s,
+            principal=principal,
+            client_id=key,
+            farmer_code=body.farmer_code,
+            one_time_code=body.one_time_code,
             amount=body.amount,
         ),
     )

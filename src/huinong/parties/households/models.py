@@ -2,7 +2,7 @@
 
 * ``households`` — one per farming household and institution, with a human-facing household
   number (11-digit serial per institution and a Luhn check digit, like account numbers) and
-  the 12-digit statistical code of its village (no foreign key to the divisions table yet).
+  the 12-digit statistical code of its village (a foreign key to the divisions table).
 * ``household_members`` — the people of a household and their relationship to its head. A
   member is a customer (``customer_id``) or only a named person (name, birth year, and, when
   given, an ID number stored like the customers' — SM4 ciphertext bound to the row plus a
@@ -38,6 +38,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -68,7 +69,7 @@ class Household(Base):
     institution_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("institutions.id"))
     household_number: Mapped[str] = mapped_column(String(12))
     # 12-digit statistical division code of the village (GB/T 2260 + township + village).
-    village_code: Mapped[str | None] = mapped_column(String(12))
+    village_code: Mapped[str | None] = mapped_column(String(12), ForeignKey("divisions.code"))
     head_customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -116,6 +117,14 @@ class HouseholdMember(Base):
         ),
         # A customer is a member of at most one household of an institution.
         UniqueConstraint("institution_id", "customer_id", name="uq_household_members_customer"),
+        # A household has one head.
+        Index(
+            "ix_household_members_one_head",
+            "household_id",
+            unique=True,
+            sqlite_where=text("relationship = 'head'"),
+            postgresql_where=text("relationship = 'head'"),
+        ),
         Index("ix_household_members_household_id", "household_id"),
         Index("ix_household_members_id_number_index", "institution_id", "id_number_index"),
         Index("ix_household_members_data_key_version", "data_key_version"),

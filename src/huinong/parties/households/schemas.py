@@ -47,6 +47,23 @@ class MemberCreate(RequestModel):
     id_number: str | None = Field(default=None, min_length=1, max_length=32)
 
 
+class RelationshipChange(RequestModel):
+    member_id: uuid.UUID
+    relationship: Relationship
+
+
+class HeadChange(RequestModel):
+    """户主变更: ``member_id`` (a customer member) becomes the head."""
+
+    member_id: uuid.UUID
+    previous_head_relationship: Relationship
+    relationships: list[RelationshipChange] = Field(
+        default_factory=list,
+        max_length=50,
+        description="the other members' new relationships to the new head, where they change",
+    )
+
+
 class MemberRead(BaseModel):
     id: uuid.UUID
     relationship: Relationship

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import delete, select, update
@@ -43,6 +43,7 @@ from huinong.errors import Conflict, Forbidden, InvalidInput, NotFound
 from huinong.ids import luhn_check_digit, luhn_is_valid, uuid7
 from huinong.parties import rules
 from huinong.parties import service as parties
+from huinong.parties.geography import service as geography
 from huinong.parties.households import archive
 from huinong.parties.households.models import (
     CustomerDefaultAccount,
@@ -133,6 +134,8 @@ def create_household(
 ) -> Household:
     """A new household with ``head_customer_id`` as its head (and first member)."""
     code = check_village_code(village_code)
+    if code is not None:
+        geography.check_village(session, code)
     try:
         head = parties.get_customer(
             session, institution_id=institution_id, customer_id=head_customer_id
@@ -315,6 +318,77 @@ def add_member(
     session.add(member)
     session.flush()
     return member
+
+
+def change_head(
+    session: Session,
+    *,
+    institution_id: uuid.UUID,
+    household_id: uuid.UUID,
+    member_id: uuid.UUID,
+    previous_head_relationship: Relationship,
+    relationships: Mapping[uuid.UUID, Relationship] | None = None,
+) -> Household:
+    """户主变更: the member ``member_id`` — a customer — becomes the head; the previous head
+    stays a member with ``previous_head_relationship``. Relationships are to the head, so the
+    others may change too: ``relationships`` gives their new ones, all in one transaction."""
+    household = get_household(
+        session, institution_id=institution_id, household_id=household_id, lock=True
+    )
+    new_head = get_member(
+        session, institution_id=institution_id, household_id=household.id, member_id=member_id
+    )
+    if new_head.relationship == Relationship.head:
+        raise Conflict(
+            "households.already_head", "this member is the head already", field="member_id"
+        )
+    if new_head.customer_id is None:
+        raise InvalidInput(
+            "households.head_not_a_customer",
+            "the head of household must be a customer: open the member's customer record first",
+            field="member_id",
+        )
+    head_customer = parties.get_customer(
+        session, institution_id=institution_id, customer_id=new_head.customer_id
+    )
+    if head_customer.kind not in (CustomerKind.individual, CustomerKind.household):
+        raise InvalidInput(
+            "households.head_not_a_person",
+            "the head of household is an individual customer",
+            field="member_id",
+        )
+    if Relationship(previous_head_relationship) is Relationship.head:
+        raise InvalidInput(
+            "households.one_head",
+            "the previous head takes another relationship, such as spouse or parent",
+            field="previous_head_relationship",
+        )
+    changes = dict(relationships or {})
+    by_id = {m.id: m for m in members(session, household=household)}
+    for other_id, relationship in changes.items():
+        if other_id not in by_id or other_id == new_head.id or by_id[other_id] is _head(by_id):
+            raise InvalidInput(
+                "households.invalid_relationship_change",
+                "relationships name the other members (not the new or previous head)",
+                field="relationships",
+            )
+        if Relationship(relationship) is Relationship.head:
+            raise InvalidInput(
+                "households.one_head", "a household has one head", field="relationships"
+            )
+    previous = _head(by_id)
+    previous.relationship = str(previous_head_relationship)
+    session.flush()  # one head at a time, whatever order the rows are written in
+    new_head.relationship = str(Relationship.head)
+    for other_id, relationship in changes.items():
+        by_id[other_id].relationship = str(relationship)
+    household.head_customer_id = head_customer.id
+    session.flush()
+    return household
+
+
+def _head(by_id: Mapping[uuid.UUID, HouseholdMember]) -> HouseholdMember:
+    return next(m for m in by_id.values() if m.relationship == Relationship.head)
 
 
 def get_member(

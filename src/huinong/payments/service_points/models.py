@@ -6,6 +6,11 @@ The operation journal is the service point's own record of what its terminals di
 of day report reconciles it against the ledger. Daily totals are one row per (service point,
 day) and (customer account, day), raised with a conditional UPDATE, so concurrent
 withdrawals cannot pass a limit together.
+
+A withdrawal by farmer code (一码通) is authorised by a one-time code sent to the customer's
+phone on record (``withdrawal_codes``): the code is bound to the service point, the account and
+the amount, lives five minutes, allows five attempts and is used once. Only an HMAC-SM3 digest
+of it is stored, keyed by a key derived for this purpose and bound to the row's id.
 """
 
 from __future__ import annotations
@@ -178,4 +183,25 @@ class CommissionPayout(Base):
     __table_args__ = (
         UniqueConstraint("service_point_id", "month", name="uq_commission_payouts_month"),
         CheckConstraint("amount >= 0 and operations >= 0", name="amounts_not_negative"),
+    )
+
+
+class WithdrawalCode(Base):
+    __tablename__ = "withdrawal_codes"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    institution_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("institutions.id"))
+    service_point_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("service_points.id"))
+    account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("ledger_accounts.id"))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    code_digest: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("attempts >= 0", name="attempts_not_negative"),
+        Index("ix_withdrawal_codes_point_account", "service_point_id", "account_id", "created_at"),
     )

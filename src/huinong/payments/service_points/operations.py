@@ -31,7 +31,7 @@ from huinong.payments import service as payments
 from huinong.payments.bills import paying as bill_paying
 from huinong.payments.bills.models import BillPayment
 from huinong.payments.models import Payment
-from huinong.payments.service_points import pins, points, rules
+from huinong.payments.service_points import pins, points, rules, withdrawal_codes
 from huinong.payments.service_points.models import (
     AgentOperation,
     CustomerAccountDay,
@@ -182,6 +182,55 @@ def assisted_withdrawal(
     point, terms, account = _paying_customer(
         session, principal=principal, account_number=account_number, pin_ciphertext=pin_ciphertext
     )
+    return _withdraw(
+        session,
+        point=point,
+        terms=terms,
+        account=account,
+        principal=principal,
+        client_id=client_id,
+        amount=amount,
+    )
+
+
+def assisted_withdrawal_by_farmer_code(
+    session: Session,
+    *,
+    principal: Principal,
+    client_id: str,
+    farmer_code: str,
+    one_time_code: str,
+    amount: int,
+) -> OperationResult:
+    """助农取款 by farmer code (一码通): the card names the customer, the one-time code sent
+    to their phone (``withdrawal_codes.request_code``) authorises this amount here."""
+    point = points.service_point_of(session, principal=principal)
+    terms = points.get_terms(session, institution_id=point.institution_id)
+    account, _ = withdrawal_codes.card_holder_account(session, point=point, farmer_code=farmer_code)
+    withdrawal_codes.consume_code(
+        session, point=point, account=account, code=one_time_code, amount=amount
+    )
+    return _withdraw(
+        session,
+        point=point,
+        terms=terms,
+        account=account,
+        principal=principal,
+        client_id=client_id,
+        amount=amount,
+    )
+
+
+def _withdraw(
+    session: Session,
+    *,
+    point: ServicePoint,
+    terms: AgentTerms,
+    account: Account,
+    principal: Principal,
+    client_id: str,
+    amount: int,
+) -> OperationResult:
     rules.check_withdrawal(terms, amount)
     day = _count_against_customer_day(
         session, point=point, account=account, amount=amount, terms=terms

@@ -3,13 +3,14 @@
 A teller sets a PIN at the counter; the server keeps only its argon2id hash (JR/T 0171 C3). At
 a service point the PIN travels SM2-encrypted to the institution's platform public key (the
 key terminals already pin to verify answers), inside the signed request. Three wrong PINs in a
-row lock the PIN until a teller sets a new one; a wrong PIN is raised as ``PinRefused`` so the
+row lock the PIN until a teller sets a new one; a wrong PIN is raised as ``CheckRefused`` so the
 entry point can count it in a transaction of its own while the operation rolls back.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 from sqlalchemy.orm import Session
 
@@ -30,14 +31,15 @@ from huinong.security.terminals import platform_keys
 # --------------------------------------------------------------------------- PINs
 
 
-class PinRefused(Exception):
-    """A wrong PIN: the entry point records the failure in a transaction of its own (the
-    operation's rolls back), then answers with ``error``."""
+class CheckRefused(Exception):
+    """A wrong PIN or one-time code. The operation rolls back, so the entry point runs
+    ``record_failure`` in a transaction of its own (counting towards the lock), then answers
+    with ``error``."""
 
-    def __init__(self, error: Forbidden, account_id: uuid.UUID) -> None:
+    def __init__(self, error: Forbidden, record_failure: Callable[[Session], None]) -> None:
         super().__init__(error.message)
         self.error = error
-        self.account_id = account_id
+        self.record_failure = record_failure
 
 
 def set_pin(
@@ -100,8 +102,10 @@ def check_pin(session: Session, *, account: Account, pin: str) -> None:
             field="pin_ciphertext",
         )
     if not passwords.verify_password(record.pin_hash, pin):
-        raise PinRefused(
-            Forbidden("agents.wrong_pin", "the PIN is wrong", field="pin_ciphertext"), account.id
+        account_id = account.id
+        raise CheckRefused(
+            Forbidden("agents.wrong_pin", "the PIN is wrong", field="pin_ciphertext"),
+            lambda s: record_pin_failure(s, account_id=account_id),
         )
     if record.failed_attempts:
         record.failed_attempts = 0

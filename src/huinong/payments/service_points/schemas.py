@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -72,6 +73,29 @@ class BalanceInquiry(RequestModel):
 
 
 class AssistedWithdrawal(BalanceInquiry):
+    amount: Fen
+
+
+FarmerCodeText = Annotated[str, Field(min_length=19, max_length=40, pattern=r"^[0-9 ]+$")]
+
+
+class WithdrawalCodeRequest(RequestModel):
+    """Ask for a one-time code to the card holder's phone before a withdrawal by farmer code."""
+
+    farmer_code: FarmerCodeText
+    amount: Fen
+
+
+class WithdrawalCodeSent(BaseModel):
+    challenge_id: uuid.UUID
+    phone: str  # masked: the agent reads the last four digits to the customer
+    amount: int
+    expires_at: datetime
+
+
+class FarmerCodeWithdrawal(RequestModel):
+    farmer_code: FarmerCodeText
+    one_time_code: str = Field(pattern=r"^[0-9]{6}$")
     amount: Fen
 
 

@@ -157,6 +157,12 @@ def reject_batch(
         raise InvalidInput("subsidies.reason_too_long", "at most 500 characters", field="reason")
     batch = locked_batch(session, institution_id, batch_id)
     _check_checker(batch, checker_id)
+    if (
+        batch.status == BatchStatus.rejected
+        and batch.checker_id == checker_id
+        and batch.rejection_reason == reason
+    ):
+        return batch  # the same decision sent again (a retry): nothing changes
     require_status(batch, BatchStatus.submitted, doing="rejected")
     batch.status = str(BatchStatus.rejected)
     batch.checker_id = checker_id
