@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from httpx import Response
 from sqlalchemy import select
 
@@ -13,6 +14,8 @@ from huinong.security.audit.models import AuditRecord
 from huinong.security.principals import Role
 from tests.api.conftest import API, Bank, assert_problem, resident_id
 from tests.api.test_households import consent_to_archive, household, survey
+
+pytestmark = pytest.mark.usefixtures("sample_villages")
 
 
 def put(bank: Bank, path: str, body: Any) -> Response:

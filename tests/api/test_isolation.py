@@ -24,6 +24,9 @@ from httpx import Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from huinong.credit import service as credit
+from huinong.credit.models import SubjectKind
+from huinong.db import run_in_transaction
 from huinong.security.crypto import SM2PrivateKey
 from huinong.security.identities.models import SignInSession, StaffUser
 from huinong.security.principals import Role
@@ -34,6 +37,8 @@ from tests.api.test_households import survey
 from tests.api.test_route_permissions import GUARDED
 from tests.api.test_service_points import credit_code
 from tests.api.test_terminals import enrol, platform_key
+from tests.credit.test_registry_and_decisions import AS_OF, rule_document
+from tests.credit.test_registry_and_decisions import trained as trained_scorecard
 
 PARAMETER = re.compile(r"\{([a-z_]+)\}")
 # Administrative divisions are national reference data, the same for every institution.
@@ -64,6 +69,44 @@ def _security_counts(bank: Bank) -> dict[str, Any]:
             .where(SignInSession.institution_id == bank.id, SignInSession.revoked_at.is_(None))
         )
     return {"staff_users": [tuple(u) for u in users], "live_sessions": sessions}
+
+
+def credit_objects(factory: sessionmaker[Session], bank: Bank) -> dict[str, str]:
+    """B's scorecard, rule set and one decision (made through the service: training is a CLI
+    job, not a route)."""
+    model = trained_scorecard()
+
+    def work(s: Session) -> dict[str, str]:
+        scorecard = credit.register_scorecard(
+            s, institution_id=bank.id, model=model, metrics={}, created_by=None
+        )
+        rules = credit.add_rule_set(
+            s,
+            institution_id=bank.id,
+            institution_code=bank.code,
+            document=rule_document(bank.code),
+            created_by=None,
+        )
+        inputs = [{name: None for name in model.feature_names}]
+        outcomes = credit.decide_batch(model, credit.compiled_rules(rules), inputs)
+        [decision] = credit.store_decisions(
+            s,
+            institution_id=bank.id,
+            subjects=[credit.Subject(SubjectKind.household, reference="B-SURVEY-1")],
+            inputs=inputs,
+            outcomes=outcomes,
+            scorecard=scorecard,
+            rule_set=rules,
+            as_of=AS_OF,
+            decided_by=None,
+        )
+        return {
+            "scorecard_id": str(scorecard.id),
+            "rule_set_id": str(rules.id),
+            "decision_id": str(decision),
+        }
+
+    return run_in_transaction(factory, work)
 
 
 def victim_of(client: TestClient, factory: sessionmaker[Session]) -> Victim:
@@ -201,7 +244,9 @@ def victim_of(client: TestClient, factory: sessionmaker[Session]) -> Victim:
     )
     bank.ok(bank.post(f"/households/{home['id']}/archive-versions", survey("2026-01-01")), 201)
     card = bank.ok(bank.post(f"/customers/{customer['id']}/farmer-code", {}), 201)
+    credit_ids = credit_objects(factory, bank)
     ids = {
+        **credit_ids,
         "farmer_code": card["farmer_code"],
         "batch_id": batch["id"],
         "payer_account_number": payer["account_number"],
@@ -228,6 +273,7 @@ def victim_of(client: TestClient, factory: sessionmaker[Session]) -> Victim:
         "office_id": office["id"],
     }
     secrets = {
+        *credit_ids.values(),
         card["farmer_code"],
         batch["id"],
         beneficiary_id,
@@ -345,6 +391,8 @@ def bodies(victim: Victim, attacker: Bank) -> dict[tuple[str, str], Callable[[],
             "pin_ciphertext": "00",
             "amount": 100,
         },
+        ("PUT", f"{API}/credit/scorecards/{{scorecard_id}}/role"): lambda: {"role": "champion"},
+        ("POST", f"{API}/credit/rule-sets"): lambda: {"document": rule_document(victim.bank.code)},
         ("POST", f"{API}/agent/withdrawal-codes"): lambda: {
             "farmer_code": ids["farmer_code"],
             "amount": 100,

@@ -6,7 +6,7 @@ import pytest
 
 from huinong.ids import luhn_check_digit
 from huinong.parties.rules import resident_id_check_char
-from huinong.payments.subsidies import rules
+from huinong.payments.subsidies import files, rules
 
 BODY = "11010519491231002"
 ID_NUMBER = BODY + resident_id_check_char(BODY)
@@ -128,6 +128,6 @@ def test_the_error_report_is_csv_with_a_header() -> None:
 
 
 def test_headers_in_chinese_or_english() -> None:
-    assert rules.canonical_column(" 身份证号码 ") == "id_number"
-    assert rules.canonical_column("Account Number") == "account_number"
-    assert rules.canonical_column("备注") is None
+    assert files.LAYOUT.canonical(" 身份证号码 ") == "id_number"
+    assert files.LAYOUT.canonical("Account Number") == "account_number"
+    assert files.LAYOUT.canonical("备注") is None

@@ -23,6 +23,7 @@ from huinong.api.routes import (
     auth,
     bills,
     consent,
+    credit,
     customers,
     geography,
     households,
@@ -183,6 +184,7 @@ def create_app(
         bills,
         subsidies,
         service_points,
+        credit,
     ):
         app.include_router(module.router, prefix=API_PREFIX, dependencies=[Depends(authorize)])
 

@@ -36,6 +36,9 @@ CUSTOMER_READERS = frozenset(
     {A.admin, A.teller, A.account_manager, A.approver, A.risk_officer, A.auditor}
 )
 
+# Those who decide on, price or oversee credit read its models, rules and decisions.
+CREDIT_READERS = frozenset({A.account_manager, A.approver, A.risk_officer, A.auditor})
+
 PERMISSIONS: dict[tuple[str, str], frozenset[Role]] = {
     # signed-in callers
     ("GET", "/api/v1/auth/me"): EVERYONE,
@@ -63,6 +66,17 @@ PERMISSIONS: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/api/v1/ledger/transfers"): frozenset({A.admin}),
     ("GET", "/api/v1/ledger/transfers"): BACK_OFFICE_READERS,
     ("GET", "/api/v1/ledger/transfers/{transfer_id}"): BACK_OFFICE_READERS,
+    # credit: risk officers write models and rules, approvers put them in force (four eyes)
+    ("GET", "/api/v1/credit/features"): CREDIT_READERS,
+    ("GET", "/api/v1/credit/scorecards"): CREDIT_READERS,
+    ("GET", "/api/v1/credit/scorecards/{scorecard_id}"): CREDIT_READERS,
+    ("PUT", "/api/v1/credit/scorecards/{scorecard_id}/role"): frozenset({A.approver}),
+    ("POST", "/api/v1/credit/rule-sets"): frozenset({A.risk_officer}),
+    ("GET", "/api/v1/credit/rule-sets"): CREDIT_READERS,
+    ("GET", "/api/v1/credit/rule-sets/{rule_set_id}"): CREDIT_READERS,
+    ("POST", "/api/v1/credit/rule-sets/{rule_set_id}/activation"): frozenset({A.approver}),
+    ("GET", "/api/v1/credit/decisions/{decision_id}"): CREDIT_READERS,
+    ("POST", "/api/v1/credit/decisions/{decision_id}/replay"): CREDIT_READERS,
     # customers
     ("POST", "/api/v1/customers"): frozenset({A.admin, A.teller, A.account_manager}),
     ("GET", "/api/v1/customers"): CUSTOMER_READERS,

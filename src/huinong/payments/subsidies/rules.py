@@ -102,14 +102,6 @@ class CheckedRow:
         return f"CheckedRow(row={self.row}, valid={self.valid})"
 
 
-def canonical_column(header: str) -> str | None:
-    wanted = header.strip().lower()
-    for column, names in COLUMNS.items():
-        if wanted in names:
-            return column
-    return None
-
-
 def parse_amount(text: str) -> int:
     """Fen from a yuan amount with at most two decimals; ``ValueError`` with a reason."""
     cleaned = text.strip().replace(",", "").replace("，", "")
