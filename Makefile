@@ -34,6 +34,9 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/ledger.py
 	$(BIN)/python benchmarks/crypto.py
 	$(BIN)/python benchmarks/subsidy.py
+	$(BIN)/python benchmarks/credit.py
+	$(BIN)/python benchmarks/credit_rules.py
+	$(BIN)/python benchmarks/german_credit.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

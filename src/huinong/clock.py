@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
 DISPLAY_TIMEZONE = ZoneInfo("Asia/Shanghai")
@@ -40,3 +40,8 @@ def frozen(at: datetime) -> Iterator[None]:
 def local_date(moment: datetime):
     """The calendar date in the display timezone (what a teller calls "today")."""
     return moment.astimezone(DISPLAY_TIMEZONE).date()
+
+
+def start_of_local_day(day: date) -> datetime:
+    """The UTC moment a calendar day begins in the display timezone."""
+    return datetime.combine(day, time(), DISPLAY_TIMEZONE).astimezone(UTC)

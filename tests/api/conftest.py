@@ -142,6 +142,9 @@ class Bank:
     def delete(self, path: str) -> Response:
         return self.client.delete(API + path, headers=self.headers)
 
+    def put(self, path: str, body: Any) -> Response:
+        return self.client.put(API + path, headers=self.headers, json=body)
+
     def post(
         self,
         path: str,

@@ -16,6 +16,7 @@ import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,6 +26,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from huinong.credit import service as credit
+from huinong.credit.campaigns import service as campaigns
 from huinong.credit.models import SubjectKind
 from huinong.db import run_in_transaction
 from huinong.security.crypto import SM2PrivateKey
@@ -44,6 +46,10 @@ PARAMETER = re.compile(r"\{([a-z_]+)\}")
 # Administrative divisions are national reference data, the same for every institution.
 SHARED_DIVISION = "370281000000"
 SHARED_PARAMETERS = {"account_number", "division_code"}
+
+
+CREDIT_DATA = Path(__file__).parents[1] / "data" / "credit"
+pytestmark = pytest.mark.usefixtures("sample_villages")
 
 
 @dataclass
@@ -100,10 +106,31 @@ def credit_objects(factory: sessionmaker[Session], bank: Bank) -> dict[str, str]
             as_of=AS_OF,
             decided_by=None,
         )
+        campaign = campaigns.create_campaign(
+            s,
+            institution_id=bank.id,
+            code="B-ZC-1",
+            name="B的整村授信",
+            village_codes=["370281105201"],
+            scorecard_name=model.name,
+            rule_set_name="household_standard",
+            created_by=None,
+        )
+        survey = campaigns.import_survey(
+            s,
+            institution_id=bank.id,
+            campaign_id=campaign.id,
+            file_name="survey.csv",
+            content=(CREDIT_DATA / "survey_village.csv").read_bytes(),
+            surveyed_on=AS_OF,
+        )
         return {
             "scorecard_id": str(scorecard.id),
             "rule_set_id": str(rules.id),
             "decision_id": str(decision),
+            "campaign_id": str(campaign.id),
+            "import_id": str(survey.survey_import.id),
+            "campaign_household_id": str(survey.imported[0].id),
         }
 
     return run_in_transaction(factory, work)
@@ -393,6 +420,31 @@ def bodies(victim: Victim, attacker: Bank) -> dict[tuple[str, str], Callable[[],
         },
         ("PUT", f"{API}/credit/scorecards/{{scorecard_id}}/role"): lambda: {"role": "champion"},
         ("POST", f"{API}/credit/rule-sets"): lambda: {"document": rule_document(victim.bank.code)},
+        ("POST", f"{API}/credit/campaigns"): lambda: {
+            "code": "ZC-X",
+            "name": "x",
+            "village_codes": ["370281105201"],
+            "scorecard_name": "household",
+            "rule_set_name": "village_standard",
+        },
+        ("POST", f"{API}/credit/campaigns/{{campaign_id}}/survey-imports"): lambda: {
+            "file_name": "s.csv",
+            "content_base64": base64.b64encode(
+                (CREDIT_DATA / "survey_village.csv").read_bytes()
+            ).decode(),
+            "surveyed_on": "2026-03-20",
+        },
+        ("POST", f"{API}/credit/campaigns/{{campaign_id}}/cross-check"): lambda: {},
+        ("POST", f"{API}/credit/campaigns/{{campaign_id}}/reviewers"): lambda: {
+            "staff_user_id": ids["user_id"],
+            "kind": "village_cadre",
+        },
+        ("PUT", f"{API}/credit/campaigns/{{campaign_id}}/ratings/{{campaign_household_id}}"): (
+            lambda: {"integrity": 1, "suggested_limit_fen": 0, "recommend": False}
+        ),
+        ("POST", f"{API}/credit/campaigns/{{campaign_id}}/decision"): lambda: {
+            "as_of": "2026-06-30"
+        },
         ("POST", f"{API}/agent/withdrawal-codes"): lambda: {
             "farmer_code": ids["farmer_code"],
             "amount": 100,

@@ -22,6 +22,7 @@ from huinong.api.routes import (
     audit,
     auth,
     bills,
+    campaigns,
     consent,
     credit,
     customers,
@@ -185,6 +186,7 @@ def create_app(
         subsidies,
         service_points,
         credit,
+        campaigns,
     ):
         app.include_router(module.router, prefix=API_PREFIX, dependencies=[Depends(authorize)])
 

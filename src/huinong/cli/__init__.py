@@ -21,6 +21,7 @@ from huinong.cli import (
     audit,
     bills,
     consent,
+    credit,
     geo,
     households,
     keys,
@@ -66,6 +67,7 @@ app.add_typer(agents.app, name="agents")
 app.add_typer(households.app, name="households")
 app.add_typer(bills.app, name="bills")
 app.add_typer(subsidies.app, name="subsidies")
+app.add_typer(credit.app, name="credit")
 
 
 @app.command()

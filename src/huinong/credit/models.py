@@ -11,6 +11,8 @@
   (inputs), the scorecard version and rule set version, the score and its reasons, the rules
   that fired, and the result (outcome, grade, limit in fen, annual rate as a decimal string).
   Rows are never updated: replaying a decision recomputes it from these columns and compares.
+* ``credit_bureau_reports`` — rows of imported bureau files (征信), keyed by the blind index of
+  the ID number (the number itself is not kept), read as of a date by the features.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     Date,
     ForeignKey,
@@ -151,4 +154,32 @@ class CreditDecision(Base):
             "(household_id is null) <> (subject_reference is null)", name="one_subject"
         ),
         Index("ix_credit_decisions_household", "institution_id", "household_id", "decided_at"),
+    )
+
+
+class BureauReportRow(Base):
+    __tablename__ = "credit_bureau_reports"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    institution_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("institutions.id"))
+    id_number_index: Mapped[str] = mapped_column(String(64))
+    report_date: Mapped[date] = mapped_column(Date)
+    overdue_count: Mapped[int] = mapped_column(Integer)
+    max_overdue_days: Mapped[int] = mapped_column(Integer)
+    overdue_fen: Mapped[int] = mapped_column(BigInteger)
+    outstanding_loans: Mapped[int] = mapped_column(Integer)
+    outstanding_fen: Mapped[int | None] = mapped_column(BigInteger)
+    blacklisted: Mapped[bool] = mapped_column(Boolean)
+    file_name: Mapped[str] = mapped_column(String(200))
+    imported_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        UniqueConstraint(
+            "institution_id", "id_number_index", "report_date", name="uq_bureau_reports_day"
+        ),
+        CheckConstraint(
+            "overdue_count >= 0 and max_overdue_days >= 0 and overdue_fen >= 0 "
+            "and outstanding_loans >= 0",
+            name="not_negative",
+        ),
     )

@@ -984,6 +984,70 @@ def _posted_change(t: Transfer, account_id: uuid.UUID, debit_normal: bool) -> in
     return t.amount if is_debit == debit_normal else -t.amount
 
 
+@dataclass(frozen=True)
+class AccountActivity:
+    """Posted balance changes of some accounts over a window, signed by each account's
+    normal side (+ grows its balance), and the posted balance each had when it opened."""
+
+    opening: dict[uuid.UUID, int]
+    changes: list[tuple[uuid.UUID, datetime, int]]  # (account, timestamp, change), in order
+
+
+def account_activity(
+    session: Session,
+    *,
+    institution_id: uuid.UUID,
+    account_ids: Sequence[uuid.UUID],
+    since: datetime,
+    until: datetime,
+) -> AccountActivity:
+    """What credit features read of accounts: one query for the opening balances and one for
+    the changes in ``[since, until)``, for any number of accounts."""
+    accounts = list(
+        session.scalars(
+            select(Account).where(
+                Account.institution_id == institution_id, Account.id.in_(list(account_ids))
+            )
+        )
+    )
+    if not accounts:
+        return AccountActivity({}, [])
+    credit_normal = [a.id for a in accounts if not AccountType(a.type).debit_normal]
+    ids = [a.id for a in accounts]
+    held = Transfer.flags.op("&")(int(TransferFlags.pending | TransferFlags.void_pending)) != 0
+    rows = []
+    for side, credit_side in (
+        (Transfer.debit_account_id, False),
+        (Transfer.credit_account_id, True),
+    ):
+        # A debit grows a debit-normal account, a credit a credit-normal one.
+        grows = side.in_(credit_normal) if credit_side else side.not_in(credit_normal)
+        signed = case((held, 0), (grows, Transfer.amount), else_=-Transfer.amount)
+        rows.append(
+            select(side.label("account_id"), Transfer.timestamp, signed.label("change")).where(
+                side.in_(ids), Transfer.timestamp < until
+            )
+        )
+    union = rows[0].union_all(rows[1]).subquery()
+    opening = {
+        account_id: int(total)
+        for account_id, total in session.execute(
+            select(union.c.account_id, func.sum(union.c.change))
+            .where(union.c.timestamp < since)
+            .group_by(union.c.account_id)
+        )
+    }
+    changes = [
+        (account_id, stamp, int(change))
+        for account_id, stamp, change in session.execute(
+            select(union.c.account_id, union.c.timestamp, union.c.change)
+            .where(union.c.timestamp >= since, union.c.change != 0)
+            .order_by(union.c.timestamp)
+        )
+    ]
+    return AccountActivity({a: opening.get(a, 0) for a in ids}, changes)
+
+
 def statement(
     session: Session,
     *,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from huinong import idempotency as _idempotency  # noqa: F401
 from huinong.credit import models as _credit  # noqa: F401
+from huinong.credit.campaigns import models as _campaigns  # noqa: F401
 from huinong.db import Base
 from huinong.institutions import models as _institutions  # noqa: F401
 from huinong.ledger import models as _ledger  # noqa: F401

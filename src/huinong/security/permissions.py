@@ -77,6 +77,35 @@ PERMISSIONS: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/api/v1/credit/rule-sets/{rule_set_id}/activation"): frozenset({A.approver}),
     ("GET", "/api/v1/credit/decisions/{decision_id}"): CREDIT_READERS,
     ("POST", "/api/v1/credit/decisions/{decision_id}/replay"): CREDIT_READERS,
+    ("POST", "/api/v1/credit/bureau-files"): frozenset({A.risk_officer}),
+    # village credit campaigns: account managers run them, an approver signs them off;
+    # reviewers see only their own sheet and ratings (blind review: the panel-wide reads
+    # below are not granted to them)
+    ("POST", "/api/v1/credit/campaigns"): frozenset({A.account_manager}),
+    ("GET", "/api/v1/credit/campaigns"): CREDIT_READERS,
+    ("GET", "/api/v1/credit/campaigns/{campaign_id}"): CREDIT_READERS,
+    ("POST", "/api/v1/credit/campaigns/{campaign_id}/survey-imports"): frozenset(
+        {A.account_manager}
+    ),
+    ("GET", "/api/v1/credit/campaigns/{campaign_id}/survey-imports/{import_id}/errors"): (
+        CREDIT_READERS
+    ),
+    ("GET", "/api/v1/credit/campaigns/{campaign_id}/households"): CREDIT_READERS,
+    ("POST", "/api/v1/credit/campaigns/{campaign_id}/cross-check"): frozenset(
+        {A.account_manager, A.risk_officer}
+    ),
+    ("GET", "/api/v1/credit/campaigns/{campaign_id}/flags"): CREDIT_READERS,
+    ("POST", "/api/v1/credit/campaigns/{campaign_id}/reviewers"): frozenset({A.account_manager}),
+    ("GET", "/api/v1/credit/campaigns/{campaign_id}/review-sheet"): frozenset({A.reviewer}),
+    ("PUT", "/api/v1/credit/campaigns/{campaign_id}/ratings/{campaign_household_id}"): frozenset(
+        {A.reviewer}
+    ),
+    ("GET", "/api/v1/credit/campaigns/{campaign_id}/ratings"): CREDIT_READERS,
+    ("GET", "/api/v1/credit/campaigns/{campaign_id}/peer-aggregates"): CREDIT_READERS,
+    ("POST", "/api/v1/credit/campaigns/{campaign_id}/decision"): frozenset({A.account_manager}),
+    ("GET", "/api/v1/credit/campaigns/{campaign_id}/report"): CREDIT_READERS,
+    ("POST", "/api/v1/credit/campaigns/{campaign_id}/sign-off"): frozenset({A.approver}),
+    ("GET", "/api/v1/credit/campaigns/{campaign_id}/publication"): CREDIT_READERS,
     # customers
     ("POST", "/api/v1/customers"): frozenset({A.admin, A.teller, A.account_manager}),
     ("GET", "/api/v1/customers"): CUSTOMER_READERS,

@@ -25,6 +25,7 @@ class Role(StrEnum):
     buyer = "buyer"  # produce merchant (收购商)
     gov_viewer = "gov_viewer"  # local government, read-only
     partner = "partner"  # another institution's system
+    reviewer = "reviewer"  # a review panel member of village credit campaigns (联合评议组)
     customer = "customer"  # a farmer or business in the web hall
 
 

@@ -15,8 +15,6 @@ calling it again after a time-out or an error finishes the batch and never pays 
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from typing import Annotated, Any
 
@@ -24,7 +22,7 @@ from fastapi import APIRouter, Query, Response
 from sqlalchemy.orm import Session
 
 from huinong.api.deps import DatabaseDep, PrincipalDep
-from huinong.errors import InvalidInput
+from huinong.api.uploads import decode_file
 from huinong.ledger.models import Account
 from huinong.payments.subsidies import approval, disbursement, importing, reporting
 from huinong.payments.subsidies.models import RowStatus, SubsidyBatch, SubsidyRow
@@ -95,22 +93,11 @@ def _staff_id(principal: Principal) -> uuid.UUID:
     return principal.subject_id
 
 
-def _decode(content_base64: str) -> bytes:
-    try:
-        return base64.b64decode(content_base64, validate=True)
-    except (binascii.Error, ValueError):
-        raise InvalidInput(
-            "subsidies.invalid_base64",
-            "content_base64 is the file's bytes in standard base64",
-            field="content_base64",
-        ) from None
-
-
 @router.post("/subsidy-batches", status_code=201, response_model=SubsidyBatchRead)
 def import_batch(body: SubsidyBatchCreate, principal: PrincipalDep, database: DatabaseDep) -> Any:
     """The maker imports the bureau's list; rows are validated and stored, invalid ones with
     their findings."""
-    content = _decode(body.content_base64)
+    content = decode_file(body.content_base64, domain="subsidies")
     return database.run(
         lambda s: batch_read(
             importing.import_batch(

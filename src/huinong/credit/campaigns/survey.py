@@ -98,6 +98,7 @@ class SurveyHousehold:
     head_name: str
     head_id_number: str
     phone: str | None
+    consent_reference: str | None
     content: archive.ArchiveContent
     members: tuple[SurveyMember, ...]
 
@@ -208,6 +209,7 @@ class _Household:
     head_name: str | None
     head_id_number: str | None
     phone: str | None
+    consent_reference: str | None
     content: archive.ArchiveContent | None
     members: list[tuple[RowReader, SurveyMember | None]] = field(default_factory=list)
 
@@ -266,6 +268,7 @@ def _check(
                 head_name=draft.head_name,
                 head_id_number=draft.head_id_number,
                 phone=draft.phone,
+                consent_reference=draft.consent_reference,
                 content=draft.content,
                 members=tuple(m for _, m in draft.members if m is not None),
             )
@@ -307,6 +310,7 @@ def _read_household(
         head_name=row.text("head_name", required=True),
         head_id_number=row.id_number("head_id_number"),
         phone=row.phone("phone"),
+        consent_reference=row.text("consent_reference", max_length=64),
         content=None,
     )
     document, origins = _archive_document(row, surveyed_on)

@@ -53,6 +53,9 @@ HOUSEHOLD_COLUMNS: dict[str, tuple[str, ...]] = {
     "head_name": _headers("head_name", "户主姓名"),
     "head_id_number": _headers("head_id_number", "户主身份证号", "户主身份证号码"),
     "phone": _headers("phone", "联系电话", "户主电话", "手机号"),
+    # The number of the consent form (授权书) the head signed at the survey: with it the import
+    # records the consent the archive is collected under.
+    "consent_reference": _headers("consent_reference", "授权书编号"),
     "member_count": _headers("member_count", "家庭人口", "人口数", unit="人"),
     "labour_count": _headers("labour_count", "劳动力", "劳动力人数", unit="人"),
     "cultivated_land_mu": _headers("cultivated_land_mu", "耕地面积", "耕地", unit="亩"),

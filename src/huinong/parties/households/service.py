@@ -564,6 +564,48 @@ def archive_as_of(
     return version, granted
 
 
+def read_archive_version(
+    session: Session,
+    *,
+    institution_id: uuid.UUID,
+    household_id: uuid.UUID,
+    version_id: uuid.UUID,
+    purpose: Purpose,
+) -> HouseholdArchiveVersion:
+    """One version, read for ``purpose`` under the head of household's live consent."""
+    household = get_household(session, institution_id=institution_id, household_id=household_id)
+    _require_archive_consent(session, household=household, purpose=purpose, grantee=institution_id)
+    version = session.get(HouseholdArchiveVersion, version_id)
+    if version is None or version.household_id != household.id:
+        raise NotFound(
+            "households.archive_version_not_found", "no such archive version", field="version_id"
+        )
+    return version
+
+
+def archive_history(
+    session: Session,
+    *,
+    institution_id: uuid.UUID,
+    household_id: uuid.UUID,
+    as_of: dt.date,
+    purpose: Purpose,
+) -> list[tuple[dt.date, archive.ArchiveContent]]:
+    """Every survey on or before ``as_of`` (oldest first), read for ``purpose`` under the head
+    of household's live consent — what features that look back over years need."""
+    household = get_household(session, institution_id=institution_id, household_id=household_id)
+    _require_archive_consent(session, household=household, purpose=purpose, grantee=institution_id)
+    versions = session.scalars(
+        select(HouseholdArchiveVersion)
+        .where(
+            HouseholdArchiveVersion.household_id == household.id,
+            HouseholdArchiveVersion.surveyed_on <= as_of,
+        )
+        .order_by(HouseholdArchiveVersion.surveyed_on, HouseholdArchiveVersion.recorded_at)
+    )
+    return [(version.surveyed_on, content_of(version)) for version in versions]
+
+
 def content_of(version: HouseholdArchiveVersion) -> archive.ArchiveContent:
     """The stored document as the content model (validated on write, so it parses)."""
     return archive.ArchiveContent.model_validate(version.content)
