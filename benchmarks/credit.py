@@ -11,9 +11,10 @@ Workload: N households drawn by the shared generator ``huinong.credit.synthetic`
 ``huinong.credit.features.compute.compute``. Every scorecard is trained, untimed, on a separate
 seeded sample of ``TRAIN_ROWS`` households with the label ``default``, over every catalogue
 feature as ``numeric_columns`` gives it (float64, missing as NaN, flags as 1.0 / 0.0), with the
-same scaling (600 points at 50:1, 20 points to double the odds). So all N scored households are
-unseen, and each row's note gives the AUC on them: the comparison is between scorecards that
-work, not only between loops.
+same scaling (720 points at 50:1, 40 points to double the odds: the example village
+scorecard's, which the example rule set's grade bands are written for). So all N scored
+households are unseen, and each row's note gives the AUC on them: the comparison is between
+scorecards that work, not only between loops.
 
 Rows, one ``row_*`` function each:
 
@@ -75,6 +76,7 @@ from huinong.credit.scorecards.report import discrimination
 from huinong.credit.scorecards.scoring import NO_REASON, Scores, bin_indices, score_batch
 from huinong.credit.scorecards.training import TrainingConfig, train_scorecard
 from huinong.credit.synthetic import LABEL, synthetic_households
+from huinong.credit.village import EXAMPLE_SCALING
 
 AS_OF = dt.date(2025, 6, 30)
 SEED = 20250505
@@ -85,7 +87,13 @@ DECISION_TARGET_SECONDS = 5.0
 SAMPLE_ROWS = 1_000
 REPLAY_ROWS = 200
 MIN_IV, MAX_CORRELATION = 0.02, 0.7
-SCALING_POINTS, SCALING_ODDS, SCALING_PDO = 600, 50, 20
+# The example village scorecard's scale (huinong.credit.village), which the example rule set's
+# grade bands are written for: 720 points at 50:1, 40 points to double the odds.
+SCALING_POINTS, SCALING_ODDS, SCALING_PDO = (
+    int(EXAMPLE_SCALING.base_score),
+    int(EXAMPLE_SCALING.base_odds),
+    int(EXAMPLE_SCALING.pdo),
+)
 RULESET = (
     Path(__file__).resolve().parents[1] / "src/huinong/credit/rules/examples/village_standard.yaml"
 )
@@ -153,7 +161,9 @@ def prepare(rows: int, repeat: int) -> Workload:
     sample_facts = synthetic_households(TRAIN_ROWS, seed=TRAIN_SEED, as_of=AS_OF)
     training = pd.DataFrame(numeric_columns(compute(sample_facts, as_of=AS_OF)))
     training[LABEL] = sample_facts[LABEL].to_numpy()
-    config = TrainingConfig(name="bench", target=LABEL, min_iv=MIN_IV, seed=SEED)
+    config = TrainingConfig(
+        name="bench", target=LABEL, min_iv=MIN_IV, scaling=EXAMPLE_SCALING, seed=SEED
+    )
     model = load_model(train_scorecard(training, config).model.to_json())
     ruleset = load_ruleset(RULESET, catalogue=catalogue_columns(CATALOGUE))
     return Workload(

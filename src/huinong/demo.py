@@ -7,8 +7,9 @@ a few hundred customers (farmers with valid resident ID numbers, shops with unif
 credit codes), their deposit accounts, and ninety days of teller cash, transfers with fees and
 a few reversals. Everything goes through the same services as the API, one transaction per
 business event, with the clock set back to when the event happened — so the ledger, the
-statements and ``ledger verify`` see a real history. The data are random but reproducible
-(``seed``); the names and numbers belong to nobody.
+statements and ``ledger verify`` see a real history. The village end (``_village_end``) and
+the credit models and village campaign (``demo_credit``) follow. The data are random but
+reproducible (``seed``); the names and numbers belong to nobody.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from rich.progress import Progress
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from huinong import clock
+from huinong import clock, demo_credit
 from huinong.db import run_in_transaction
 from huinong.errors import HuinongError
 from huinong.institutions import service as institutions
@@ -79,6 +80,9 @@ DEMO_STAFF: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
     ("approver", "审批员 Approver", ("approver",), "HQ"),
     ("risk", "风险经理 Risk officer", ("risk_officer",), "HQ"),
     ("auditor", "审计员 Auditor", ("auditor",), "HQ"),
+    ("cadre1", "村干部 Village cadre 1", ("reviewer",), "DZ-02"),
+    ("cadre2", "村干部 Village cadre 2", ("reviewer",), "DZ-02"),
+    ("cadre3", "外部关键人 Key person", ("reviewer",), "DZ-02"),
 )
 T = TypeVar("T")
 
@@ -266,6 +270,15 @@ def load(
         clock.now(), factory, partial(_village_end, institution_id=institution_id, opened=opened)
     )
     disbursement.run_disbursement(factory, institution_id=institution_id, batch_id=batch_id)
+    run_in_transaction(
+        factory,
+        partial(
+            demo_credit.models_in_force, institution_id=institution_id, institution_code=DEMO_CODE
+        ),
+    )
+    run_in_transaction(
+        factory, partial(demo_credit.village_campaign, institution_id=institution_id, seed=seed)
+    )
     return DEMO_CODE
 
 

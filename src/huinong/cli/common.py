@@ -10,12 +10,16 @@ from typing import NoReturn
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from huinong.config import get_settings
 from huinong.db import make_engine, make_session_factory, run_in_transaction
 from huinong.errors import HuinongError
 from huinong.institutions import service as institutions
+from huinong.security.identities import sessions
+from huinong.security.identities.models import StaffUser
+from huinong.security.principals import Principal, Role
 
 console = Console()
 err = Console(stderr=True)
@@ -40,6 +44,26 @@ def institution_id_by_code(factory: sessionmaker[Session], code: str | None) -> 
         )
     except HuinongError as exc:
         fail(f"{exc.message} (list them with `huinong institution list`)")
+
+
+def staff_principal(
+    session: Session, institution_code: str, username: str, roles: frozenset[Role], doing: str
+) -> Principal:
+    """The named staff user as the principal a command acts for; they must hold one of
+    ``roles`` (what ``doing`` needs)."""
+    institution = institutions.get_institution_by_code(session, code=institution_code)
+    user = session.scalar(
+        select(StaffUser).where(
+            StaffUser.institution_id == institution.id, StaffUser.username == username
+        )
+    )
+    if user is None:
+        fail(f"no staff user {username!r} in {institution_code}")
+    principal = sessions.staff_principal(user, institution)
+    if not principal.has_any(roles):
+        wanted = " or ".join(sorted(str(r) for r in roles))
+        fail(f"{username} is not {wanted}: only they {doing}")
+    return principal
 
 
 def progress_bar() -> Progress:

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -48,33 +48,32 @@ import jinja2
 import numpy as np
 import pandas as pd
 import typer
-import yaml
 from rich.table import Table
 from sqlalchemy.orm import Session, sessionmaker
 
+from huinong.cli import credit_campaigns, credit_rules
 from huinong.cli.common import (
     console,
     err,
     fail,
-    institution_id_by_code,
     progress_bar,
     session_factory,
 )
+from huinong.cli.credit_common import audit_registry, institution_id_of, run
 from huinong.credit import service
 from huinong.credit.features.compute import CATALOGUE
-from huinong.credit.models import RuleSetVersion, Scorecard, ScorecardRole
-from huinong.credit.rules import Problem, catalogue_columns, parse_ruleset, ruleset_problems
+from huinong.credit.models import Scorecard, ScorecardRole
 from huinong.credit.scorecards.model import Scaling, ScorecardInvalid, ScorecardModel
 from huinong.credit.scorecards.monitoring import Stability, stability_report
 from huinong.credit.scorecards.scoring import REASON_SLOTS, score_batch
-from huinong.db import run_in_transaction
-from huinong.errors import HuinongError, NotFound
+from huinong.errors import HuinongError
 from huinong.money import Money
 from huinong.security.audit import service as audit
 
 app = typer.Typer(help="Credit (授信): features, scorecards, decision rules.", no_args_is_help=True)
-rules_app = typer.Typer(help="Decision rule sets written by staff.", no_args_is_help=True)
-app.add_typer(rules_app, name="rules")
+app.add_typer(credit_rules.app, name="rules")
+app.add_typer(credit_campaigns.app, name="campaign")
+app.command("bureau")(credit_campaigns.bureau)
 
 SCORE_CHUNK_ROWS = 100_000
 DISTRIBUTION_BAND = 20
@@ -94,20 +93,6 @@ class Role(StrEnum):
 # --------------------------------------------------------------------------- helpers
 
 
-def _institution(factory: sessionmaker[Session], code: str) -> uuid.UUID:
-    found = institution_id_by_code(factory, code)
-    assert found is not None
-    return found
-
-
-def _run(factory: sessionmaker[Session], work: Callable[[Session], T]) -> T:
-    """``work`` as the command's transaction; a domain error ends the command with its message."""
-    try:
-        return run_in_transaction(factory, work)
-    except HuinongError as exc:
-        fail(f"{exc.message} [{exc.code}]")
-
-
 def _names(text: str | None) -> tuple[str, ...] | None:
     if text is None:
         return None
@@ -121,48 +106,6 @@ def _read_table(path: Path) -> pd.DataFrame:
         return read_training_table(path)
     except HuinongError as exc:
         fail(f"{exc.message}: give a .csv or .parquet table")
-
-
-def _scorecard(
-    session: Session, *, institution_id: uuid.UUID, name: str, version: int | None
-) -> Scorecard:
-    """The champion of ``name``, or its ``version``."""
-    if version is None:
-        return service.champion(session, institution_id=institution_id, name=name)
-    for row in service.list_scorecards(session, institution_id=institution_id, name=name):
-        if row.version == version:
-            return row
-    raise NotFound(
-        "credit.scorecard_not_found",
-        f"no scorecard {name} version {version}: `huinong credit scorecards` lists them",
-        field="version",
-    )
-
-
-def _rule_set(
-    session: Session, *, institution_id: uuid.UUID, name: str, version: int
-) -> RuleSetVersion:
-    for row in service.list_rule_sets(session, institution_id=institution_id):
-        if (row.name, row.version) == (name, version):
-            return row
-    raise NotFound(
-        "credit.rule_set_not_found",
-        f"no rule set {name} version {version}: `huinong credit rules list` lists them",
-        field="version",
-    )
-
-
-def _audit(session: Session, action: str, row: Scorecard | RuleSetVersion) -> None:
-    """An audit record of a registry change: which row, its version and its new role/status."""
-    scorecard = isinstance(row, Scorecard)
-    audit.record(
-        session,
-        action=action,
-        institution_id=row.institution_id,
-        object_type="scorecard" if scorecard else "rule_set",
-        object_id=str(row.id),
-        detail={"version": row.version, "state": row.role if scorecard else row.status},
-    )
 
 
 def _print_performance(performance: dict[str, dict[str, Any]], title: str) -> None:
@@ -270,7 +213,7 @@ def train(
     )
 
     factory = session_factory()
-    institution_id = _institution(factory, institution)
+    institution_id = institution_id_of(factory, institution)
     config = TrainingConfig(
         name=name,
         target=target,
@@ -317,10 +260,10 @@ def train(
             metrics=metrics,
             created_by=None,
         )
-        _audit(session, "credit.scorecard_registered", row)
+        audit_registry(session, "credit.scorecard_registered", row)
         return row
 
-    row = _run(factory, register)
+    row = run(factory, register)
     _print_performance(report["performance"], f"scorecard {name}")
     _print_iv_table(report["iv_table"])
     console.print(
@@ -357,20 +300,22 @@ def promote(
 ) -> None:
     """Make a version champion (the former one becomes challenger), challenger or retired."""
     factory = session_factory()
-    institution_id = _institution(factory, institution)
+    institution_id = institution_id_of(factory, institution)
 
     def work(session: Session) -> list[Scorecard]:
-        row = _scorecard(session, institution_id=institution_id, name=name, version=version)
+        row = service.scorecard_version(
+            session, institution_id=institution_id, name=name, version=version
+        )
         row = service.set_scorecard_role(
             session,
             institution_id=institution_id,
             scorecard_id=row.id,
             role=ScorecardRole(role.value),
         )
-        _audit(session, "credit.scorecard_role_set", row)
+        audit_registry(session, "credit.scorecard_role_set", row)
         return service.list_scorecards(session, institution_id=institution_id, name=name)
 
-    rows = _run(factory, work)
+    rows = run(factory, work)
     console.print(f"{name} version {version} is now [bold]{role.value}[/]")
     _print_scorecards(rows, f"scorecard {name}")
 
@@ -379,8 +324,8 @@ def promote(
 def scorecards(institution: Annotated[str, typer.Option(help="institution code")]) -> None:
     """Every scorecard version of the institution with its role and test figures."""
     factory = session_factory()
-    institution_id = _institution(factory, institution)
-    rows = _run(factory, lambda s: service.list_scorecards(s, institution_id=institution_id))
+    institution_id = institution_id_of(factory, institution)
+    rows = run(factory, lambda s: service.list_scorecards(s, institution_id=institution_id))
     if not rows:
         console.print(f"no scorecards in {institution}: `huinong credit train` makes one")
         return
@@ -391,10 +336,12 @@ def _scorecard_model(
     factory: sessionmaker[Session], institution_id: uuid.UUID, name: str, version: int | None
 ) -> tuple[Scorecard, ScorecardModel]:
     def work(session: Session) -> tuple[Scorecard, ScorecardModel]:
-        row = _scorecard(session, institution_id=institution_id, name=name, version=version)
+        row = service.scorecard_version(
+            session, institution_id=institution_id, name=name, version=version
+        )
         return row, service.scorecard_model(row)
 
-    return _run(factory, work)
+    return run(factory, work)
 
 
 @app.command("score")
@@ -412,7 +359,7 @@ def score(
     if out.suffix.lower() not in TABLE_SUFFIXES or table.suffix.lower() not in TABLE_SUFFIXES:
         fail("tables are .csv or .parquet files: check the TABLE and --out names")
     factory = session_factory()
-    institution_id = _institution(factory, institution)
+    institution_id = institution_id_of(factory, institution)
     row, model = _scorecard_model(factory, institution_id, scorecard, None)
     kept = _names(keep)
     partial = out.with_name(out.name + ".partial")
@@ -528,7 +475,7 @@ def report(
     from huinong.credit.scorecards.report import discrimination, report_html
 
     factory = session_factory()
-    institution_id = _institution(factory, institution)
+    institution_id = institution_id_of(factory, institution)
     row, model = _scorecard_model(factory, institution_id, scorecard, version)
     stored = row.metrics.get("report")
     title = f"{row.name} version {row.version} ({row.role}), trained {model.training.trained_at}"
@@ -589,118 +536,6 @@ def _with_stability(page: str, stabilities: list[Stability]) -> str:
     return page.replace("</body>", section + "</body>", 1)
 
 
-# --------------------------------------------------------------------------- rule sets
-
-
-def _rule_document(path: Path) -> tuple[object, list[Problem]]:
-    """The document of a rule set file (``.json`` as JSON, else YAML) and every problem,
-    checked against the columns the feature catalogue supplies."""
-    text = path.read_text(encoding="utf-8")
-    try:
-        document = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as exc:
-        return None, [Problem("$", f"not valid YAML or JSON: {exc}")]
-    return document, ruleset_problems(document, catalogue_columns(CATALOGUE))
-
-
-def _print_problems(path: Path, problems: list[Problem]) -> None:
-    for problem in problems:
-        console.print(f"  [red]{problem.path}[/]: {problem.message}", highlight=False)
-    fail(f"{path.name}: {len(problems)} problem(s); fix them and check again")
-
-
-@rules_app.command("check")
-def rules_check(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="YAML or JSON")],
-) -> None:
-    """Validate a rule set file (no database): every problem with its path; exit 1 if any."""
-    document, problems = _rule_document(file)
-    if problems:
-        _print_problems(file, problems)
-    ruleset = parse_ruleset(document)
-    console.print(
-        f"{file.name}: [green]valid[/] rule set {ruleset.name} version {ruleset.version} for "
-        f"{ruleset.institution} ({len(ruleset.knockouts)} knock-outs, {len(ruleset.refers)} "
-        f"refers, {len(ruleset.bands)} grades)"
-    )
-
-
-@rules_app.command("add")
-def rules_add(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="YAML or JSON")],
-    institution: Annotated[str, typer.Option(help="institution code")],
-) -> None:
-    """Store a rule set file as a draft version (activate it to use it)."""
-    document, problems = _rule_document(file)
-    if problems:
-        _print_problems(file, problems)
-    assert isinstance(document, dict)  # a valid rule set is a mapping
-    factory = session_factory()
-    institution_id = _institution(factory, institution)
-
-    def work(session: Session) -> RuleSetVersion:
-        row = service.add_rule_set(
-            session,
-            institution_id=institution_id,
-            institution_code=institution,
-            document=document,
-            created_by=None,
-        )
-        _audit(session, "credit.rule_set_added", row)
-        return row
-
-    row = _run(factory, work)
-    console.print(
-        f"rule set [bold]{row.name}[/] version [bold]{row.version}[/] stored as a draft; "
-        f"activate it with `huinong credit rules activate --institution {institution} "
-        f"{row.name} {row.version}`"
-    )
-
-
-@rules_app.command("activate")
-def rules_activate(
-    name: Annotated[str, typer.Argument(help="rule set name")],
-    version: Annotated[int, typer.Argument(min=1, help="version")],
-    institution: Annotated[str, typer.Option(help="institution code")],
-) -> None:
-    """Make a version the active one of its name (the active one before is retired)."""
-    factory = session_factory()
-    institution_id = _institution(factory, institution)
-
-    def work(session: Session) -> RuleSetVersion:
-        row = _rule_set(session, institution_id=institution_id, name=name, version=version)
-        row = service.activate_rule_set(session, institution_id=institution_id, rule_set_id=row.id)
-        _audit(session, "credit.rule_set_activated", row)
-        return row
-
-    row = _run(factory, work)
-    console.print(f"rule set {row.name} version {row.version} is now [bold]{row.status}[/]")
-
-
-@rules_app.command("list")
-def rules_list(institution: Annotated[str, typer.Option(help="institution code")]) -> None:
-    """Every rule set version of the institution with its status."""
-    factory = session_factory()
-    institution_id = _institution(factory, institution)
-    rows = _run(factory, lambda s: service.list_rule_sets(s, institution_id=institution_id))
-    if not rows:
-        console.print(f"no rule sets in {institution}: `huinong credit rules add` stores one")
-        return
-    table = Table(title=f"rule sets of {institution}")
-    for heading in ("name", "version", "status", "since", "digest"):
-        table.add_column(heading)
-    for row in rows:
-        status = f"[bold]{row.status}[/]" if row.status == "active" else row.status
-        table.add_row(
-            row.name,
-            str(row.version),
-            status,
-            row.status_changed_at.date().isoformat(),
-            row.digest[:12],
-        )
-    console.print(table)
-
-
 # --------------------------------------------------------------------------- decisions
 
 
@@ -711,7 +546,7 @@ def replay(
 ) -> None:
     """Decide again from what was stored; exit 1 naming the fields that come out different."""
     factory = session_factory()
-    institution_id = _institution(factory, institution)
+    institution_id = institution_id_of(factory, institution)
 
     def work(session: Session) -> service.Replay:
         replayed = service.replay_decision(
@@ -727,7 +562,7 @@ def replay(
         )
         return replayed
 
-    result = _run(factory, work)
+    result = run(factory, work)
     stored = result.stored
     if result.same:
         limit = str(Money(stored.limit_fen))

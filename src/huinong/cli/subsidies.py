@@ -15,7 +15,6 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from huinong.cli.common import (
@@ -25,14 +24,12 @@ from huinong.cli.common import (
     institution_id_by_code,
     progress_bar,
     session_factory,
+    staff_principal,
 )
 from huinong.db import run_in_transaction
 from huinong.errors import HuinongError
-from huinong.institutions import service as institutions
 from huinong.money import Money
 from huinong.payments.subsidies import disbursement, importing, reporting
-from huinong.security.identities import sessions
-from huinong.security.identities.models import StaffUser
 from huinong.security.principals import Principal, Role
 
 app = typer.Typer(help="Subsidy disbursement (惠农补贴 一卡通).", no_args_is_help=True)
@@ -51,18 +48,7 @@ def _institution(factory: sessionmaker[Session], code: str) -> uuid.UUID:
 
 
 def _maker(session: Session, institution_code: str, username: str) -> Principal:
-    institution = institutions.get_institution_by_code(session, code=institution_code)
-    user = session.scalar(
-        select(StaffUser).where(
-            StaffUser.institution_id == institution.id, StaffUser.username == username
-        )
-    )
-    if user is None:
-        fail(f"no staff user {username!r} in {institution_code}")
-    principal = sessions.staff_principal(user, institution)
-    if not principal.has_any(MAKER_ROLES):
-        fail(f"{username} is not a teller or account manager: only they make subsidy batches")
-    return principal
+    return staff_principal(session, institution_code, username, MAKER_ROLES, "make subsidy batches")
 
 
 @app.command("import")

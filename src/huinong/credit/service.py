@@ -105,6 +105,28 @@ def get_scorecard(
     return row
 
 
+def scorecard_version(
+    session: Session, *, institution_id: uuid.UUID, name: str, version: int | None = None
+) -> Scorecard:
+    """Version ``version`` of the scorecard ``name``, or its champion when no version is given."""
+    if version is None:
+        return champion(session, institution_id=institution_id, name=name)
+    row = session.scalars(
+        select(Scorecard).where(
+            Scorecard.institution_id == institution_id,
+            Scorecard.name == name,
+            Scorecard.version == version,
+        )
+    ).one_or_none()
+    if row is None:
+        raise NotFound(
+            "credit.scorecard_not_found",
+            f"no scorecard {name} version {version}: `huinong credit scorecards` lists them",
+            field="version",
+        )
+    return row
+
+
 def list_scorecards(
     session: Session, *, institution_id: uuid.UUID, name: str | None = None
 ) -> list[Scorecard]:
@@ -225,6 +247,25 @@ def get_rule_set(
     row = session.get(RuleSetVersion, rule_set_id)
     if row is None or row.institution_id != institution_id:
         raise NotFound("credit.rule_set_not_found", "no such rule set", field="rule_set_id")
+    return row
+
+
+def rule_set_version(
+    session: Session, *, institution_id: uuid.UUID, name: str, version: int
+) -> RuleSetVersion:
+    row = session.scalars(
+        select(RuleSetVersion).where(
+            RuleSetVersion.institution_id == institution_id,
+            RuleSetVersion.name == name,
+            RuleSetVersion.version == version,
+        )
+    ).one_or_none()
+    if row is None:
+        raise NotFound(
+            "credit.rule_set_not_found",
+            f"no rule set {name} version {version}: `huinong credit rules list` lists them",
+            field="version",
+        )
     return row
 
 
