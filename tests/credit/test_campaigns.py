@@ -12,16 +12,20 @@ import yaml
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from huinong import clock
 from huinong.credit import bureau_files
 from huinong.credit import service as credit
 from huinong.credit.campaigns import decisions, review
 from huinong.credit.campaigns import service as campaigns
 from huinong.credit.campaigns.models import CampaignHousehold, ReviewerKind
-from huinong.credit.models import ScorecardRole
+from huinong.credit.models import CreditDecision, ScorecardRole
 from huinong.db import run_in_transaction, transaction
 from huinong.errors import Conflict, Forbidden
 from huinong.institutions.models import Institution
-from huinong.parties.households.models import HouseholdArchiveVersion
+from huinong.parties.households import service as households_service
+from huinong.parties.households.models import Household, HouseholdArchiveVersion
+from huinong.payments import service as payments
+from huinong.security.consent import service as consent_service
 from huinong.security.consent.models import Consent
 from huinong.security.identities import staff_users
 from tests.conftest import STAFF_PASSWORD, new_institution
@@ -301,3 +305,73 @@ def test_a_survey_without_consent_imports_nothing_and_reports_every_row(factory,
                 s, institution_id=bank.id, campaign_id=campaign.id, as_of=AS_OF, decided_by=manager
             ),
         )
+
+
+def test_facts_use_account_activity_and_consent_comes_first(factory, bank):
+    manager = staff(factory, bank, "manager", ["account_manager"])
+    set_up_models(factory, bank)
+    campaign = new_campaign(factory, bank, manager)
+    import_file(factory, bank, campaign, "survey_village.csv")
+    with factory() as session:
+        rows = campaigns.campaign_households(session, campaign=campaign)
+        heads = {
+            r.survey_ref: session.get(Household, r.household_id).head_customer_id for r in rows
+        }
+    saver = heads["GJZ-001"]
+    # Three months of deposits into the head's account, all before the decision date.
+    account = run_in_transaction(
+        factory,
+        lambda s: payments.open_deposit_account(s, institution_id=bank.id, customer_id=saver),
+    )
+    for month in (3, 4, 5):
+        with clock.frozen(dt.datetime(2026, month, 10, 2, tzinfo=dt.UTC)):
+            run_in_transaction(
+                factory,
+                lambda s, month=month: payments.cash_deposit(
+                    s,
+                    institution_id=bank.id,
+                    client_id=f"dep-{bank.code}-{month}",
+                    account_number=account.account_number,
+                    amount=500_000,
+                ),
+            )
+    made = run_in_transaction(
+        factory,
+        lambda s: decisions.decide_campaign(
+            s, institution_id=bank.id, campaign_id=campaign.id, as_of=AS_OF, decided_by=manager
+        ),
+    )
+    inputs = {d.household_id: d.inputs for d in made}
+    with factory() as session:
+        saver_household = households_service.household_of_customer(
+            session, institution_id=bank.id, customer_id=saver
+        ).id
+    assert inputs[saver_household]["months_active_12m"] == 3
+    others = [i for h, i in inputs.items() if h != saver_household]
+    assert all(i["months_active_12m"] in (None, 0) for i in others)
+
+    # A head who revokes the consent stops the batch: nothing of theirs is read or decided.
+    with factory() as session:
+        granted = session.scalars(
+            select(Consent).where(Consent.customer_id == heads["GJZ-002"])
+        ).first()
+    run_in_transaction(
+        factory,
+        lambda s: consent_service.revoke_consent(s, institution_id=bank.id, consent_id=granted.id),
+    )
+    with factory() as session:
+        before = session.scalar(select(func.count()).select_from(CreditDecision))
+    with pytest.raises(Forbidden) as refused:
+        run_in_transaction(
+            factory,
+            lambda s: decisions.decide_campaign(
+                s,
+                institution_id=bank.id,
+                campaign_id=campaign.id,
+                as_of=AS_OF,
+                decided_by=manager,
+            ),
+        )
+    assert refused.value.code == "consent.revoked"
+    with factory() as session:
+        assert session.scalar(select(func.count()).select_from(CreditDecision)) == before

@@ -32,9 +32,9 @@ from huinong.credit.rules import catalogue_columns, ruleset_problems
 from huinong.credit.scorecards.model import ScorecardModel
 from huinong.credit.scorecards.monitoring import stability_report
 from huinong.credit.scorecards.scoring import score_batch
+from huinong.credit.scorecards.tables import read_training_table
 from huinong.credit.scorecards.training import (
     TrainingConfig,
-    read_training_table,
     train_scorecard,
 )
 from huinong.credit.synthetic import LABEL, synthetic_features

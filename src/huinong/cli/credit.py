@@ -100,7 +100,7 @@ def _names(text: str | None) -> tuple[str, ...] | None:
 
 
 def _read_table(path: Path) -> pd.DataFrame:
-    from huinong.credit.scorecards.training import read_training_table
+    from huinong.credit.scorecards.tables import read_training_table
 
     try:
         return read_training_table(path)

@@ -7,9 +7,10 @@ peer-review aggregate when there is one, and the bureau reports dated on or befo
 
 Consent comes first (issue 5 §6): the archive is read only under the head's live consent for
 the purpose (``parties.households`` refuses otherwise), and account activity only when the same
-consent covers ``transactions`` — without it the ledger facts stay missing, which the rule set
-treats as it was written to (the household is not scored on data it did not allow). Bureau
-reports are matched by the blind index of the head's ID number, never by the number.
+consent covers ``transactions``, and bureau reports only when it covers ``credit`` — without it
+those facts stay missing, which the rule set treats as it was written to (the household is not
+scored on data it did not allow). Bureau reports are matched by the blind index of the head's
+ID number, never by the number.
 
 Account activity for a whole village is two queries (``ledger.service.account_activity``), not
 one per household; the archive and identity reads are per household, which is fine at the

@@ -21,10 +21,10 @@ from huinong.credit.scorecards.model import (
     validate_model,
 )
 from huinong.credit.scorecards.scoring import score_batch
+from huinong.credit.scorecards.tables import read_training_table
 from huinong.credit.scorecards.training import (
     TrainedScorecard,
     TrainingConfig,
-    read_training_table,
     train_scorecard,
 )
 

@@ -57,7 +57,8 @@ def scorecard_read(row: Scorecard) -> ScorecardRead:
         version=row.version,
         role=row.role,
         digest=row.digest,
-        metrics=row.metrics,
+        # The headline figures; the whole training report is in the detail (…/{id}).
+        metrics={k: v for k, v in row.metrics.items() if k != "report"},
         created_at=row.created_at,
         role_changed_at=row.role_changed_at,
     )
@@ -94,7 +95,8 @@ def get_scorecard(scorecard_id: uuid.UUID, principal: PrincipalDep, database: Da
             s, institution_id=principal.institution_id, scorecard_id=scorecard_id
         )
         return ScorecardDetail(
-            **scorecard_read(row).model_dump(), artefact=json.loads(row.artefact)
+            **scorecard_read(row).model_dump() | {"metrics": row.metrics},
+            artefact=json.loads(row.artefact),
         )
 
     return database.run(work)

@@ -35,7 +35,6 @@ import platform
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from importlib.metadata import version
-from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -95,16 +94,6 @@ class Candidate:
 class TrainedScorecard:
     model: ScorecardModel
     candidates: tuple[Candidate, ...]
-
-
-def read_training_table(path: Path) -> pd.DataFrame:
-    """A training table from a ``.csv`` or ``.parquet`` file."""
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        return pd.read_csv(path)
-    if suffix in (".parquet", ".pq"):
-        return pd.read_parquet(path)
-    raise ScorecardInvalid([f"path: {path.name} is neither .csv nor .parquet"])
 
 
 def validate_training_config(config: TrainingConfig) -> list[str]:
