@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from sqlalchemy import update
+from sqlalchemy import text, update
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
@@ -408,3 +408,32 @@ def test_replay_says_same_and_names_differences(
     stranger = new_institution(factory, prefix="CC")
     elsewhere = invoke("replay", ids[0], "--institution", stranger.code)
     assert elsewhere.exit_code == 1 and "no such decision" in said(elsewhere)
+
+
+def test_train_reads_a_labelled_table_from_the_database(
+    factory: sessionmaker[Session], bank: Institution, cli_database: str
+) -> None:
+    name = f"training_{bank.code.lower()}"
+    engine = factory.kw["bind"]
+    labelled(3_000, seed=7).to_sql(name, engine, index=False)
+    try:
+        trained = invoke(
+            "train", "--query", f"SELECT * FROM {name}", "--institution", bank.code,
+            "--name", "from_db", "--features", ",".join(FEATURES), "--seed", 7,
+        )  # fmt: skip
+        assert trained.exit_code == 0, trained.output
+        with factory() as session:
+            [row] = credit.list_scorecards(session, institution_id=bank.id, name="from_db")
+        assert row.metrics["split"]["table"] == "query" and row.metrics["train"]["rows"] == 2_100
+        for statement in (f"DELETE FROM {name}", f"SELECT 1; DROP TABLE {name}"):
+            refused = invoke(
+                "train", "--query", statement, "--institution", bank.code, "--name", "x"
+            )
+            assert refused.exit_code == 1 and "SELECT" in said(refused)
+        both = invoke("train", "--institution", bank.code, "--name", "x")
+        assert both.exit_code == 1 and "--query" in said(both)
+        with factory() as session:
+            assert session.execute(text(f"SELECT count(*) FROM {name}")).scalar() == 3_000
+    finally:
+        with engine.begin() as connection:
+            connection.execute(text(f"DROP TABLE {name}"))

@@ -49,6 +49,7 @@ import numpy as np
 import pandas as pd
 import typer
 from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from huinong.cli import credit_campaigns, credit_rules
@@ -97,6 +98,18 @@ def _names(text: str | None) -> tuple[str, ...] | None:
     if text is None:
         return None
     return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
+def _read_query(factory: sessionmaker[Session], query: str) -> pd.DataFrame:
+    with factory() as session:
+        try:
+            return service.read_training_query(session, query)
+        except HuinongError as exc:
+            fail(f"{exc.message} [{exc.code}]")
+        except SQLAlchemyError as exc:
+            fail(f"the query failed: {exc.__class__.__name__}: {exc.orig or exc}")
+        finally:
+            session.rollback()
 
 
 def _read_table(path: Path) -> pd.DataFrame:
@@ -182,9 +195,14 @@ def features(
 
 @app.command("train")
 def train(
-    table: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV or Parquet")],
     institution: Annotated[str, typer.Option(help="institution code")],
     name: Annotated[str, typer.Option(help="scorecard name; each training is a new version")],
+    table: Annotated[
+        Path | None, typer.Argument(exists=True, dir_okay=False, help="CSV or Parquet")
+    ] = None,
+    query: Annotated[
+        str | None, typer.Option(help="or a read-only SELECT on the platform's database")
+    ] = None,
     target: Annotated[str, typer.Option(help="column: 1 = bad, 0 = good")] = "bad",
     features: Annotated[
         str | None, typer.Option(help="candidate columns a,b,… (default: all but the target)")
@@ -221,9 +239,12 @@ def train(
         seed=seed,
         scaling=Scaling(base_score=base_score, base_odds=base_odds, pdo=pdo),
     )
+    if (table is None) == (query is None):
+        fail("give a table file or --query, not both")
+    source = "query" if table is None else table.name
     with progress_bar() as progress:
-        step = progress.add_task(f"reading {table.name}", total=4)
-        frame = _read_table(table)
+        step = progress.add_task(f"reading {source}", total=4)
+        frame = _read_table(table) if table is not None else _read_query(factory, query or "")
         problems = validate_training_config(config) + validate_training_table(frame, config)
         if problems:
             fail("the table or options do not fit: " + "; ".join(problems))
@@ -249,7 +270,7 @@ def train(
         sample: {key: figures[key] for key in HEADLINE}
         for sample, figures in report["performance"].items()
     }
-    metrics["split"] = {"table": table.name, "test_share": test_share, "seed": seed}
+    metrics["split"] = {"table": source, "test_share": test_share, "seed": seed}
     metrics["report"] = report
 
     def register(session: Session) -> Scorecard:

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from huinong import clock
@@ -39,6 +39,7 @@ from huinong.credit.rules import engine
 from huinong.credit.rules.ruleset import RuleSet, parse_ruleset
 from huinong.credit.scorecards import scoring
 from huinong.credit.scorecards.model import ScorecardModel, load_model
+from huinong.db import is_postgres
 from huinong.errors import Conflict, InvalidInput, NotFound
 from huinong.ids import uuid7
 from huinong.security.crypto import sm3
@@ -182,6 +183,23 @@ def champion(session: Session, *, institution_id: uuid.UUID, name: str) -> Score
             field="scorecard",
         )
     return row
+
+
+def read_training_query(session: Session, query: str) -> pd.DataFrame:
+    """A labelled table from the platform's own database — a read-only SELECT, e.g. over a
+    view that joins past decisions with how the loans turned out. On PostgreSQL the
+    transaction is made read-only first; the caller rolls it back."""
+    statement = query.strip().rstrip(";")
+    if not statement.lower().startswith(("select", "with")) or ";" in statement:
+        raise InvalidInput(
+            "credit.training.not_a_query",
+            "give one SELECT (or WITH … SELECT) statement",
+            field="query",
+        )
+    if is_postgres(session):
+        session.execute(text("SET TRANSACTION READ ONLY"))
+    result = session.execute(text(statement))
+    return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
 
 
 # --------------------------------------------------------------------------- rule sets
