@@ -1,7 +1,9 @@
 """Village credit campaigns (整村授信): survey a whole village, check it, review it, decide it.
 
-A campaign covers one or more villages and runs in this order; the pure steps live here, the
-tables, services, API and CLI that drive them live beside them:
+A campaign covers one or more villages and runs in this order. The pure steps are
+:mod:`.survey`, :mod:`.crosscheck` and :mod:`.peer_review`; :mod:`.service` (campaign, survey
+import, cross-check), :mod:`.review` (panel and ratings) and :mod:`.decisions` (batch
+decision, report, sign-off, publication list) own the tables in :mod:`.models`:
 
 1. **Create** the campaign for its villages (12-digit statistical codes) and name its review
    panel (联合评议组: village cadres and community key persons) and quorum.
@@ -20,11 +22,12 @@ tables, services, API and CLI that drive them live beside them:
    reviewer another's rating. A household is aggregated — medians and a majority, robust to
    one outlying reviewer, with disagreement flagged — only once the quorum has rated it;
    before that it is *pending*.
-5. **Batch decision**: features (archive, ledger flows, the peer-review aggregate, flags) →
-   scorecard → rule set give each household a grade, a pre-approved limit and a rate.
+5. **Batch decision**: features (archive, ledger flows, the peer-review aggregate, the bureau)
+   → the champion scorecard → the active rule set give each household a grade, a
+   pre-approved limit and a rate; the flags are for the account manager, not the score.
 6. **Report** (coverage, grade distribution, total lines, flagged rows), then an approver's
    **sign-off** and the village's publication list (公示) with masked names.
 
-Money is integer fen throughout; areas are ``Decimal`` mu. Nothing in this package touches the
-database or personal data beyond what the caller hands it.
+Money is integer fen throughout; areas are ``Decimal`` mu. The pure modules touch neither the
+database nor any personal data beyond what their caller hands them.
 """
