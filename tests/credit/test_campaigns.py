@@ -15,12 +15,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from huinong import clock
 from huinong.credit import bureau_files
 from huinong.credit import service as credit
-from huinong.credit.campaigns import decisions, review
+from huinong.credit.campaigns import decisions, review, survey
 from huinong.credit.campaigns import service as campaigns
 from huinong.credit.campaigns.models import CampaignHousehold, ReviewerKind
 from huinong.credit.models import CreditDecision, ScorecardRole
 from huinong.db import run_in_transaction, transaction
-from huinong.errors import Conflict, Forbidden
+from huinong.errors import Conflict, Forbidden, InvalidInput
 from huinong.institutions.models import Institution
 from huinong.parties.households import service as households_service
 from huinong.parties.households.models import Household, HouseholdArchiveVersion
@@ -187,7 +187,7 @@ def test_a_village_campaign_end_to_end(factory, bank):
                 kind=ReviewerKind.village_cadre,
             ),
         )
-    with pytest.raises(Exception) as caught:
+    with pytest.raises(InvalidInput) as caught:
         run_in_transaction(
             factory,
             lambda s: review.add_reviewer(
@@ -297,7 +297,9 @@ def test_a_survey_without_consent_imports_nothing_and_reports_every_row(factory,
     codes = {p.code for p in result.problems}
     assert "credit.survey.no_consent" in codes and len(codes) > 5
     report = campaigns.import_problems_csv(result.survey_import).decode("utf-8-sig")
-    assert report.splitlines()[0].startswith("sheet,row,column,code,message") or "row" in report
+    lines = report.splitlines()
+    assert lines[0] == ",".join(survey.REPORT_HEADER)
+    assert len(lines) == 1 + len(result.problems) and "credit.survey.no_consent" in report
     with pytest.raises(Conflict):
         run_in_transaction(
             factory,

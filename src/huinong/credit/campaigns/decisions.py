@@ -221,20 +221,15 @@ def campaign_report(
             )
         )
     }
-    numbers = dict(
-        session.execute(
-            select(Household.id, Household.household_number).where(
-                Household.id.in_([r.household_id for r in rows])
-            )
-        ).all()
-    )
-    village_of = dict(
-        session.execute(
-            select(Household.id, Household.village_code).where(
-                Household.id.in_([r.household_id for r in rows])
-            )
-        ).all()
-    )
+    numbers: dict[uuid.UUID, str] = {}
+    village_of: dict[uuid.UUID, str | None] = {}
+    for household_id, number, village in session.execute(
+        select(Household.id, Household.household_number, Household.village_code).where(
+            Household.id.in_([r.household_id for r in rows])
+        )
+    ):
+        numbers[household_id] = number
+        village_of[household_id] = village
     in_villages = int(
         session.scalar(
             select(func.count())

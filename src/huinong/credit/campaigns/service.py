@@ -243,16 +243,21 @@ def _check_household(
             ),
         )
     taken = session.scalars(
-        select(CampaignHousehold).where(
+        select(CampaignHousehold.household_id).where(
             CampaignHousehold.campaign_id == campaign.id,
             CampaignHousehold.survey_ref == found.survey_ref,
         )
     ).one_or_none()
-    if taken is not None and head is not None:
-        household = households.household_of_customer(
-            session, institution_id=institution_id, customer_id=head.id
+    if taken is not None:
+        # The reference may only come back for the household that already holds it.
+        household = (
+            None
+            if head is None
+            else households.household_of_customer(
+                session, institution_id=institution_id, customer_id=head.id
+            )
         )
-        if household is None or household.id != taken.household_id:
+        if household is None or household.id != taken:
             return (
                 None,
                 False,
@@ -263,17 +268,6 @@ def _check_household(
                     "this 户编号 belongs to another household of the campaign",
                 ),
             )
-    elif taken is not None:
-        return (
-            None,
-            False,
-            _problem(
-                found,
-                "survey_ref",
-                "survey_ref_taken",
-                "this 户编号 belongs to another household of the campaign",
-            ),
-        )
     return head, consented, None
 
 
