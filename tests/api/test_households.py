@@ -321,3 +321,43 @@ def test_another_institution_sees_nothing(client, bank, other_bank):
             .where(HouseholdMember.household_id == uuid.UUID(home["id"]))
         )
     assert members == 1
+
+
+def test_the_head_changes_over_the_api_and_is_audited(client, bank):
+    teller = bank.as_role(Role.teller)
+    home = household(teller, head_name="王父")
+    son = teller.customer(name="王子")["id"]
+    path = f"/households/{home['id']}/members"
+    teller.ok(
+        teller.post(path, {"relationship": "child", "is_labour": True, "customer_id": son}), 201
+    )
+    daughter = teller.ok(
+        teller.post(path, {"relationship": "child", "is_labour": False, "name": "王女"}), 201
+    )["members"][-1]["id"]
+    son_member = next(
+        m["id"]
+        for m in teller.ok(teller.get(f"/households/{home['id']}"))["members"]
+        if m["customer_id"] == son
+    )
+    body = {
+        "member_id": son_member,
+        "previous_head_relationship": "parent",
+        "relationships": [{"member_id": daughter, "relationship": "sibling"}],
+    }
+    changed = teller.ok(teller.post(f"/households/{home['id']}/head", body))
+    assert changed["head_customer_id"] == son
+    relationships = {m["id"]: m["relationship"] for m in changed["members"]}
+    assert relationships[son_member] == "head" and relationships[daughter] == "sibling"
+    assert sorted(relationships.values()) == ["head", "parent", "sibling"]
+    named = {**body, "member_id": daughter, "relationships": []}
+    assert_problem(
+        teller.post(f"/households/{home['id']}/head", named),
+        422,
+        "households.head_not_a_customer",
+        field="member_id",
+    )
+    with bank.factory() as session:
+        actions = session.scalars(
+            select(AuditRecord.action).where(AuditRecord.object_id == home["id"])
+        ).all()
+    assert "households.head_changed" in actions
