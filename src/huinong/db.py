@@ -22,14 +22,16 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.sql.expression import Executable
 from sqlalchemy.types import TypeDecorator
 
 log = logging.getLogger(__name__)
@@ -97,8 +99,34 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     kwargs.setdefault("pool_size", 20)
     kwargs.setdefault("max_overflow", 20)
-    kwargs.setdefault("pool_pre_ping", True)
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    if not kwargs.get("pool_pre_ping"):
+        _ping_idle_connections(engine)
+    return engine
+
+
+# A pooled connection unused for longer than this is pinged before it is handed out. A busy
+# server reuses its connections within milliseconds, and pinging those (``pool_pre_ping``)
+# would add a round trip to every transaction for nothing; an idle one may have been closed
+# by a restarted or failed-over server, or a proxy's idle timeout, while it sat in the pool.
+IDLE_PING_SECONDS = 2.0
+
+
+def _ping_idle_connections(engine: Engine) -> None:
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["returned_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        returned_at = record.info.get("returned_at")
+        if returned_at is None or time.monotonic() - returned_at < IDLE_PING_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            # The pool discards the connection and hands out a fresh one.
+            raise DisconnectionError("a pooled connection failed its ping") from exc
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -145,3 +173,91 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """One transaction without retry, for scripts and tests."""
     with factory() as session, session.begin():
         yield session
+
+
+# --------------------------------------------------------------------------- writes at commit
+
+
+@dataclass(frozen=True)
+class CommitWrite:
+    """A kind of row that a use case appends and nothing reads back before commit: an audit
+    record, the stored response of an idempotent request.
+
+    :func:`write_at_commit` keeps the rows on the session; when the transaction commits they
+    are written together, so they exist exactly when the use case's effects do. On PostgreSQL
+    every kind the transaction queued goes in **one** statement — each kind a data-modifying
+    ``WITH`` part — which saves a round trip per kind on the path of every money movement.
+    SQLite, in-process, has no round trips to save and runs each kind's portable statement
+    with the rows.
+
+    * ``name``: unique; the names of the parameters of ``postgres`` start with it.
+    * ``postgres``: the statement, taking all the rows at once (as arrays, or as one JSON
+      text for ``json_to_recordset``, which costs the driver less than an array per column;
+      the planner expects 100 rows of a function, so join it to a table only through arrays).
+    * ``postgres_params``: the rows turned into those parameters.
+    * ``portable``: a Core statement executed with the rows (executemany) elsewhere, and
+      inside a savepoint, where a row is written at once so that rolling the savepoint back
+      takes it along.
+    """
+
+    name: str
+    postgres: str
+    postgres_params: Callable[[list[dict[str, Any]]], dict[str, Any]]
+    portable: Executable
+
+
+# session.info key: (the outermost transaction, {write name: (write, rows)}).
+_COMMIT_WRITES = "huinong.db.commit_writes"
+_combined: dict[tuple[str, ...], str] = {}
+
+
+def write_at_commit(session: Session, write: CommitWrite, row: dict[str, Any]) -> None:
+    """Queue ``row`` to be written when the session's transaction commits (see
+    :class:`CommitWrite`); nothing is written if it rolls back."""
+    transaction = session.get_transaction()
+    if transaction is None or session.in_nested_transaction():
+        session.execute(write.portable, [row])
+        return
+    queued = session.info.get(_COMMIT_WRITES)
+    if queued is None or queued[0] is not transaction:
+        queued = session.info[_COMMIT_WRITES] = (transaction, {})
+    entry = queued[1].get(write.name)
+    if entry is None:
+        queued[1][write.name] = (write, [row])
+    else:
+        entry[1].append(row)
+
+
+def flush_commit_writes(session: Session) -> int:
+    """Write the queued rows now; how many. Called at commit, and by anything that reads
+    such rows in the transaction that queued them."""
+    queued = session.info.pop(_COMMIT_WRITES, None)
+    if queued is None or queued[0] is not session.get_transaction() or not queued[1]:
+        return 0  # nothing, or left over from a transaction that ended without commit
+    kinds = list(queued[1].values())
+    if is_postgres(session):
+        names = tuple(write.name for write, _ in kinds)
+        statement = _combined.get(names)
+        if statement is None:
+            parts = [f"{write.name} AS ({write.postgres})" for write, _ in kinds]
+            statement = _combined[names] = f"WITH {', '.join(parts)} SELECT 1"
+        params: dict[str, Any] = {}
+        for write, rows in kinds:
+            params.update(write.postgres_params(rows))
+        session.connection().exec_driver_sql(statement, params)
+    else:
+        for write, rows in kinds:
+            session.execute(write.portable, rows)
+    return sum(len(rows) for _, rows in kinds)
+
+
+@event.listens_for(Session, "before_commit")
+def _write_on_commit(session: Session) -> None:
+    if not session.in_nested_transaction():  # releasing a savepoint is not the commit
+        flush_commit_writes(session)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_on_end(session: Session, transaction: Any) -> None:
+    if transaction.parent is None:  # the outermost transaction: committed or rolled back
+        session.info.pop(_COMMIT_WRITES, None)

@@ -5,6 +5,16 @@ with a key stores a fingerprint of the request (method, path, body) and the resp
 in the same transaction as the business writes — so a response is stored if and only if its
 effects are. A repeat with the same fingerprint gets the stored response back; a repeat with
 another fingerprint is refused (409). Keys are scoped by institution.
+
+The protocol is optimistic, because nearly every key is new: the use case runs without
+looking the key up, and its response is stored at commit (:func:`remember`). The primary key
+decides the rare repeat: if a request with the key committed first, this one's commit fails
+and the entry point retries it, now finding the stored response (:func:`find`) before
+running anything; if it is still running, the commit waits for its end. A use case that a
+repeat cannot run again (the money has gone, the bill is paid) fails with a domain error,
+and the entry point looks the key up before passing that error on. So a new key costs no
+statement of its own on PostgreSQL — the row goes with the transaction's other commit-time
+rows — and a repeat costs the work it rolls back.
 """
 
 from __future__ import annotations
@@ -15,13 +25,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Integer, String, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+import orjson
+from sqlalchemy import JSON, Integer, String, bindparam, insert, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from huinong import clock
-from huinong.db import Base, UTCDateTime
+from huinong.db import Base, CommitWrite, UTCDateTime, write_at_commit
 from huinong.errors import Conflict, InvalidInput
 
 MAX_KEY_LENGTH = 128
@@ -76,55 +85,64 @@ def _conflict() -> Conflict:
     )
 
 
-@dataclass(frozen=True)
-class Claim:
-    """The key is this request's: run the use case, then ``complete`` the claim."""
-
-    institution_id: uuid.UUID
-    key: str
+_table = IdempotencyRecord.__table__
+_STORED = select(_table.c.fingerprint, _table.c.status_code, _table.c.response).where(
+    _table.c.institution_id == bindparam("institution_id"), _table.c.key == bindparam("key")
+)
 
 
-def claim_or_replay(
+def find(
     session: Session, *, institution_id: uuid.UUID, key: str, request_fingerprint: str
-) -> Claim | StoredResponse:
-    """Take the key for this request before its use case runs, or find the response of the
-    request that took it — in one statement when the key is new.
-
-    The claim is ``INSERT … ON CONFLICT DO NOTHING``. A concurrent request inserting the same
-    key waits on the primary key until the holder's transaction ends: if the holder committed,
-    the insert does nothing and the stored response is read and replayed (a different request
-    under the same key is a 409); if it rolled back, the key is free and the insert takes it.
-    """
-    table = IdempotencyRecord.__table__
-    values = {
-        "institution_id": institution_id,
-        "key": key,
-        "fingerprint": request_fingerprint,
-        "status_code": 0,
-        "response": {},
-        "created_at": clock.now(),
-    }
-    dialect_insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    claimed = session.execute(
-        dialect_insert(table).values(**values).on_conflict_do_nothing().returning(table.c.key)
-    ).first()
-    if claimed is not None:
-        return Claim(institution_id, key)
-    stored = session.execute(
-        select(table.c.fingerprint, table.c.status_code, table.c.response).where(
-            table.c.institution_id == institution_id, table.c.key == key
-        )
-    ).one()
+) -> StoredResponse | None:
+    """The response stored under the key, if a request with it has committed; a different
+    request under the same key is a 409."""
+    stored = session.execute(_STORED, {"institution_id": institution_id, "key": key}).first()
+    if stored is None:
+        return None
     if stored.fingerprint != request_fingerprint:
         raise _conflict()
     return StoredResponse(stored.status_code, stored.response)
 
 
-def complete(session: Session, *, claim: Claim, status_code: int, body: Any) -> None:
-    """Store the response of the request that claimed the key."""
-    table = IdempotencyRecord.__table__
-    session.execute(
-        update(table)
-        .where(table.c.institution_id == claim.institution_id, table.c.key == claim.key)
-        .values(status_code=status_code, response=body)
+def _records_params(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"idempotency": orjson.dumps(rows, option=orjson.OPT_NON_STR_KEYS).decode()}
+
+
+_RECORDS = CommitWrite(
+    name="idempotency",
+    postgres="""
+INSERT INTO idempotency_keys (institution_id, key, fingerprint, status_code, response, created_at)
+SELECT institution_id, key, fingerprint, status_code, response, created_at
+FROM json_to_recordset(%(idempotency)s::json) AS v(institution_id uuid, key varchar,
+    fingerprint varchar, status_code int, response json, created_at timestamptz)
+""",
+    postgres_params=_records_params,
+    portable=insert(_table),
+)
+
+
+def remember(
+    session: Session,
+    *,
+    institution_id: uuid.UUID,
+    key: str,
+    request_fingerprint: str,
+    status_code: int,
+    body: Any,
+) -> None:
+    """Store the response under the key when the transaction commits (with its other
+    commit-time rows: ``db.write_at_commit``). If a request with the same key committed
+    first, the commit fails on the primary key and nothing of this transaction is kept; a
+    concurrent one still running makes this commit wait for its end."""
+    write_at_commit(
+        session,
+        _RECORDS,
+        {
+            "institution_id": institution_id,
+            "key": key,
+            "fingerprint": request_fingerprint,
+            "status_code": status_code,
+            "response": body,
+            "created_at": clock.now(),
+        },
     )

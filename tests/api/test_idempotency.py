@@ -247,3 +247,59 @@ def test_concurrent_same_key_with_another_body_is_409_key_reused(
         assert len(done) == 1 and len(refused) == 1, [r.text for r in responses]
         assert bank.balance(number) == done[0].json()["amount"]
         assert_problem(refused[0], 409, "request.idempotency_key_reused", "Idempotency-Key")
+
+
+def test_replay_of_a_withdrawal_that_emptied_the_account_answers_the_first_response(
+    bank: Bank,
+) -> None:
+    """Run again, the withdrawal would fail for want of money: the repeat is recognised by
+    its key after that failure, and answers what the first request got."""
+    account = bank.funded_account(700)
+    body = {"account_number": account["account_number"], "amount": 700}
+    key = new_key()
+    first = bank.ok(bank.post("/cash-withdrawals", body, key=key), 201)
+    before = bank.snapshot()
+    replay = bank.post("/cash-withdrawals", body, key=key)
+    assert replay.status_code == 201 and replay.json() == first
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    assert bank.snapshot() == before
+    # A different request under the key is still refused, failing or not.
+    bigger = {**body, "amount": 800}
+    assert_problem(
+        bank.post("/cash-withdrawals", bigger, key=key), 409, "request.idempotency_key_reused"
+    )
+
+
+def test_concurrent_repeats_of_a_withdrawal_of_the_whole_balance_withdraw_once(
+    bank: Bank,
+) -> None:
+    for _ in range(3):  # a race: give it a few rounds to show
+        account = bank.funded_account(500)
+        body = {"account_number": account["account_number"], "amount": 500}
+        key = new_key()
+        responses = race(6, lambda i, b=body, k=key: bank.post("/cash-withdrawals", b, key=k))
+        assert [r.status_code for r in responses] == [201] * 6, [r.text for r in responses]
+        assert all(r.json() == responses[0].json() for r in responses)
+        assert sum("Idempotent-Replayed" not in r.headers for r in responses) == 1
+        assert bank.balance(account["account_number"]) == 0
+
+
+def test_a_first_try_that_loses_the_key_at_commit_is_rolled_back_and_replays(
+    bank: Bank,
+) -> None:
+    """The key is checked by the commit, not before the work: a repeat whose work succeeds
+    again (a ledger batch answers ``exists`` for ids already stored) must not commit that
+    work, and answers the stored response, not its own."""
+    source = bank.open_ledger_account(name="source")["id"]
+    target = bank.open_ledger_account(name="target")["id"]
+    body = {"transfers": [transfer(source, target, 70)]}
+    key = new_key()
+    first = bank.ok(bank.post("/ledger/transfers", body, key=key), 200)
+    assert [r["result"] for r in first["results"]] == ["ok"]
+    before = bank.snapshot()
+    replay = bank.post("/ledger/transfers", body, key=key)
+    assert replay.json() == first and replay.headers["Idempotent-Replayed"] == "true"
+    assert bank.snapshot() == before
+    # Without the key the same batch is a new request: its items exist.
+    again = bank.ok(bank.post("/ledger/transfers", body, key=new_key()), 200)
+    assert [r["result"] for r in again["results"]] == ["exists"]

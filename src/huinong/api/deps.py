@@ -32,7 +32,7 @@ from huinong import idempotency
 from huinong.api.responses import FastJSONResponse
 from huinong.api.terminal_auth import authenticate_terminal
 from huinong.db import run_in_transaction
-from huinong.errors import Forbidden, Unauthenticated
+from huinong.errors import Forbidden, HuinongError, Unauthenticated
 from huinong.security import permissions
 from huinong.security.audit import service as audit
 from huinong.security.identities import sessions
@@ -188,6 +188,13 @@ async def idempotency_key(
 IdempotencyKeyDep = Annotated[str, Depends(idempotency_key)]
 
 
+class _Replay(Exception):
+    """A stored response found after the use case had started: it rolls its work back."""
+
+    def __init__(self, stored: idempotency.StoredResponse) -> None:
+        self.stored = stored
+
+
 def run_idempotent(
     *,
     request: Request,
@@ -199,30 +206,49 @@ def run_idempotent(
     action: str,
     object_type: str,
 ) -> FastJSONResponse:
-    """Run a money-moving use case once per Idempotency-Key.
+    """Run a money-moving use case once per Idempotency-Key (the protocol:
+    ``huinong.idempotency``).
 
-    The key is claimed (inserted) before the use case runs, so a concurrent request with the
-    same key waits for this one and then sees its outcome; the response is stored in the use
-    case's own transaction, so it exists exactly when the effects do. A replay returns it with
-    ``Idempotent-Replayed: true``. The movement is audited (``action`` on ``object_type``,
-    the object's id taken from the response) in the same transaction; a replay moves nothing
-    and is not.
+    The response is stored in the use case's own transaction, so it exists exactly when the
+    effects do. A replay returns it with ``Idempotent-Replayed: true``: found up front when a
+    first try lost the key to a committed request, or after the use case failed with a
+    domain error (the first request may have spent what this one needs). The movement is
+    audited (``action`` on ``object_type``, the object's id taken from the response) in the
+    same transaction; a replay moves nothing and is not.
     """
+    institution_id = principal.institution_id
     payload = body.model_dump_json().encode() if body is not None else b""
     print_ = idempotency.fingerprint(request.method, request.url.path, payload)
+    tries = 0
+
+    def stored(session: Session) -> idempotency.StoredResponse | None:
+        return idempotency.find(
+            session, institution_id=institution_id, key=key, request_fingerprint=print_
+        )
 
     def unit(session: Session) -> tuple[int, Any, bool]:
-        taken = idempotency.claim_or_replay(
-            session, institution_id=principal.institution_id, key=key, request_fingerprint=print_
+        nonlocal tries
+        tries += 1
+        if tries > 1 and (found := stored(session)) is not None:
+            return found.status_code, found.body, True
+        try:
+            status, content = work(session)
+        except HuinongError:
+            if (found := stored(session)) is not None:
+                raise _Replay(found) from None
+            raise
+        idempotency.remember(
+            session,
+            institution_id=institution_id,
+            key=key,
+            request_fingerprint=print_,
+            status_code=status,
+            body=content,
         )
-        if isinstance(taken, idempotency.StoredResponse):
-            return taken.status_code, taken.body, True
-        status, content = work(session)
-        idempotency.complete(session, claim=taken, status_code=status, body=content)
         audit.record(
             session,
             action=action,
-            institution_id=principal.institution_id,
+            institution_id=institution_id,
             actor=principal,
             object_type=object_type,
             object_id=str(content["id"]) if isinstance(content, dict) and "id" in content else None,
@@ -231,6 +257,9 @@ def run_idempotent(
         )
         return status, content, False
 
-    status, content, replayed = database.run(unit)
+    try:
+        status, content, replayed = database.run(unit)
+    except _Replay as replay:
+        status, content, replayed = replay.stored.status_code, replay.stored.body, True
     headers = {"Idempotent-Replayed": "true"} if replayed else None
     return FastJSONResponse(content, status_code=status, headers=headers)

@@ -2,9 +2,11 @@
 
 **Writing** (:func:`record`) is on the path of every money movement, so it is cheap: it
 computes the record's SM3 content hash and keeps the row on the session; at commit all of the
-transaction's records are inserted in one statement, so the record exists exactly when the
-event's effects do and vanishes with them on rollback. It takes no lock: records are written
-*unsealed* (no sequence number), so concurrent transactions never queue on a chain head.
+transaction's records are inserted in one statement (on PostgreSQL the same statement as the
+transaction's other commit-time rows, ``db.write_at_commit``), so the record exists exactly
+when the event's effects do and vanishes with them on rollback. It takes no lock: records are
+written *unsealed* (no sequence number), so concurrent transactions never queue on a chain
+head.
 
 **Sealing** (:func:`seal`) is done apart, by the server every
 ``HUINONG_AUDIT_SEAL_INTERVAL_SECONDS`` (:func:`seal_forever`), by ``huinong audit seal``, and
@@ -48,11 +50,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, event, func, insert, select, update
-from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
+import orjson
+from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy.orm import Session, sessionmaker
 
 from huinong import clock
-from huinong.db import run_in_transaction
+from huinong.db import (
+    CommitWrite,
+    flush_commit_writes,
+    is_postgres,
+    run_in_transaction,
+    write_at_commit,
+)
 from huinong.errors import InvalidInput, ServiceUnavailable
 from huinong.ids import uuid7
 from huinong.logs import request_id_var
@@ -105,10 +114,10 @@ def record(
     never personal data in clear. A bad argument is a programming error (``ValueError``),
     not the caller's input.
 
-    The row is kept on the session and inserted by a ``before_commit`` hook, all of a
-    transaction's records in one executemany: a batch of a thousand transfers costs one
-    statement, not a thousand. Inside a savepoint the row is inserted at once instead, so
-    rolling the savepoint back takes the record with it.
+    The row is kept on the session and written at commit with the transaction's other
+    commit-time rows (``db.write_at_commit``): a batch of a thousand transfers costs no
+    statement of its own. Inside a savepoint the row is inserted at once instead, so rolling
+    the savepoint back takes the record with it.
     """
     if len(action) > 64 or _ACTION.fullmatch(action) is None:
         raise ValueError(f"audit actions are dotted lower-case names, not {action!r}")
@@ -136,41 +145,43 @@ def record(
         "detail": dict(detail) if detail is not None else None,
     }
     row["content_hash"] = chain.content_hash(row)
-    transaction = session.get_transaction()
-    if transaction is None or session.in_nested_transaction():
-        # No transaction to wait for (one begins with this statement), or a savepoint.
-        session.execute(insert(AuditRecord.__table__), [row])
-        return
-    pending = session.info.get(_PENDING)
-    if pending is None or pending[0] is not transaction:
-        pending = session.info[_PENDING] = (transaction, [])
-    pending[1].append(row)
+    write_at_commit(session, _RECORDS, row)
 
 
-# session.info key: (the outermost transaction, the rows it is to insert at commit).
-_PENDING = "huinong.audit.pending"
+_COLUMNS = (
+    ("id", "uuid"),
+    ("chain_id", "uuid"),
+    ("institution_id", "uuid"),
+    ("occurred_at", "timestamptz"),
+    ("actor_kind", "varchar"),
+    ("actor_id", "uuid"),
+    ("actor_display", "varchar"),
+    ("action", "varchar"),
+    ("object_type", "varchar"),
+    ("object_id", "varchar"),
+    ("outcome", "varchar"),
+    ("request_id", "varchar"),
+    ("detail", "json"),
+    ("content_hash", "bytea"),
+)
 
 
-def write_pending(session: Session) -> int:
-    """Insert the records :func:`record` kept on the session; how many. Called at commit,
-    and by anything that reads audit records in the transaction that wrote them."""
-    pending = session.info.pop(_PENDING, None)
-    if pending is None or pending[0] is not session.get_transaction() or not pending[1]:
-        return 0  # nothing, or left over from a transaction that ended without commit
-    session.execute(insert(AuditRecord.__table__), pending[1])
-    return len(pending[1])
+def _records_params(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    records = [{**row, "content_hash": row["content_hash"].hex()} for row in rows]
+    return {"audit": orjson.dumps(records).decode()}
 
 
-@event.listens_for(Session, "before_commit")
-def _write_on_commit(session: Session) -> None:
-    if not session.in_nested_transaction():  # releasing a savepoint is not the commit
-        write_pending(session)
-
-
-@event.listens_for(Session, "after_transaction_end")
-def _forget_on_end(session: Session, transaction: SessionTransaction) -> None:
-    if transaction.parent is None:  # the outermost transaction: committed or rolled back
-        session.info.pop(_PENDING, None)
+_RECORDS = CommitWrite(
+    name="audit",
+    postgres=(
+        f"INSERT INTO audit_records ({', '.join(name for name, _ in _COLUMNS)}) "
+        f"SELECT {', '.join(name for name, _ in _COLUMNS[:-1])}, decode(content_hash, 'hex') "
+        "FROM json_to_recordset(%(audit)s::json) "
+        f"AS v({', '.join(f'{name} {kind}' for name, kind in _COLUMNS[:-1])}, content_hash text)"
+    ),
+    postgres_params=_records_params,
+    portable=insert(AuditRecord.__table__),
+)
 
 
 # --------------------------------------------------------------------------- the audit key
@@ -271,7 +282,7 @@ def seal(
     """Seal up to ``limit`` unsealed records of each chain (or of ``chain_id`` only), in the
     caller's transaction; one anchor per chain sealed. Heads are locked in chain-id order, so
     concurrent sealers cannot deadlock."""
-    write_pending(session)
+    flush_commit_writes(session)
     pending = select(AuditRecord.chain_id).distinct().where(AuditRecord.sequence.is_(None))
     if chain_id is not None:
         pending = pending.where(AuditRecord.chain_id == chain_id)
@@ -296,18 +307,7 @@ def seal(
             last_hash=head.last_hash,
             contents=[row.content_hash for row in rows],
         )
-        session.execute(
-            update(AuditRecord),
-            [
-                {
-                    "id": row.id,
-                    "sequence": link.sequence,
-                    "prev_hash": link.prev_hash,
-                    "chain_hash": link.chain_hash,
-                }
-                for row, link in zip(rows, links, strict=True)
-            ],
-        )
+        _write_links(session, [row.id for row in rows], links)
         first, last = links[0], links[-1]
         signed_at = clock.now()
         message = chain.anchor_message(
@@ -344,6 +344,43 @@ def seal(
         )
     session.flush()
     return sealed
+
+
+# One statement for the whole seal on PostgreSQL, where an UPDATE per record would cost a
+# round trip's worth of work each.
+_PG_WRITE_LINKS = """
+UPDATE audit_records AS r
+SET sequence = v.sequence, prev_hash = v.prev_hash, chain_hash = v.chain_hash
+FROM unnest(%(id)b::uuid[], %(sequence)b::bigint[], %(prev_hash)b::bytea[],
+    %(chain_hash)b::bytea[]) AS v(id, sequence, prev_hash, chain_hash)
+WHERE r.id = v.id
+"""
+
+
+def _write_links(session: Session, ids: list[uuid.UUID], links: list[chain.Link]) -> None:
+    if is_postgres(session):
+        session.connection().exec_driver_sql(
+            _PG_WRITE_LINKS,
+            {
+                "id": ids,
+                "sequence": [link.sequence for link in links],
+                "prev_hash": [link.prev_hash for link in links],
+                "chain_hash": [link.chain_hash for link in links],
+            },
+        )
+        return
+    session.execute(
+        update(AuditRecord),
+        [
+            {
+                "id": record_id,
+                "sequence": link.sequence,
+                "prev_hash": link.prev_hash,
+                "chain_hash": link.chain_hash,
+            }
+            for record_id, link in zip(ids, links, strict=True)
+        ],
+    )
 
 
 def log_anchors(sealed: list[SealedChain]) -> None:
@@ -527,7 +564,7 @@ def verify_chains(
 ) -> tuple[list[ChainReport], list[Finding]]:
     """Verify every chain (or ``chain_id`` only): per-chain reports, and the findings about
     the audit key itself. ``on_records(n)`` is told as records are checked (progress)."""
-    write_pending(session)
+    flush_commit_writes(session)
     keys, key_findings = _public_keys(session)
     chain_ids = [chain_id] if chain_id is not None else _chain_ids(session)
     reports = []
@@ -596,7 +633,7 @@ def list_records(
 ) -> list[AuditRecord]:
     """An institution's records in (time, id) order. ``action`` is a name, or a prefix
     ending in ``.*`` (``payments.*``); ``since`` is inclusive, ``until`` exclusive."""
-    write_pending(session)
+    flush_commit_writes(session)
     query = select(AuditRecord).where(AuditRecord.institution_id == institution_id)
     if action is not None:
         if action.endswith(".*"):
