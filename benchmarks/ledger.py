@@ -318,45 +318,57 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _uvicorn(port: int) -> list[str]:
+    return [
+        sys.executable, "-m", "uvicorn", "--factory", APP_FACTORY,
+        "--host", "127.0.0.1", "--port", str(port),
+        "--no-access-log", "--log-level", "warning", *UVICORN_OPTIONS,
+    ]  # fmt: skip
+
+
 class Server:
-    """``uvicorn --factory huinong.api.app:create_app`` in a subprocess on 127.0.0.1."""
+    """The API served by ``workers`` uvicorn processes (``uvicorn --factory
+    huinong.api.app:create_app``), each on a port of its own on 127.0.0.1, with the client
+    connections spread evenly over them as a balancer would. One uvicorn with ``--workers``
+    lets the kernel hand each kept-alive connection to whichever worker accepts it first,
+    for good: with a handful of connections one worker often holds most of them, and the
+    figures then measure that split rather than the server."""
 
     def __init__(self, url: str, workers: int) -> None:
-        self.port = free_port()
-        env = {
-            **os.environ,
-            "HUINONG_DATABASE_URL": url,
-            "HUINONG_LOG_LEVEL": "WARNING",
-        }
-        command = [
-            sys.executable, "-m", "uvicorn", "--factory", APP_FACTORY,
-            "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(workers),
-            "--no-access-log", "--log-level", "warning", *UVICORN_OPTIONS,
-        ]  # fmt: skip
-        self.process = subprocess.Popen(command, env=env)
+        self.ports = [free_port() for _ in range(workers)]
+        env = {**os.environ, "HUINONG_DATABASE_URL": url, "HUINONG_LOG_LEVEL": "WARNING"}
+        self.processes = [subprocess.Popen(_uvicorn(port), env=env) for port in self.ports]
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
+        waiting = list(self.ports)
+        while waiting and time.monotonic() < deadline:
+            if any(process.poll() is not None for process in self.processes):
+                self.stop()
                 raise SystemExit("the server exited at start")
             try:
-                connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+                connection = http.client.HTTPConnection("127.0.0.1", waiting[0], timeout=2)
                 connection.request("GET", "/health")
                 if connection.getresponse().status == 200:
-                    connection.close()
-                    return
+                    waiting.pop(0)
+                connection.close()
             except OSError:
                 time.sleep(0.2)
-        self.stop()
-        raise SystemExit("the server did not come up in 60 s")
+        if waiting:
+            self.stop()
+            raise SystemExit("the server did not come up in 60 s")
+
+    def port_for(self, client: int) -> int:
+        return self.ports[client % len(self.ports)]
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes:
             try:
-                self.process.wait(timeout=20)
+                process.wait(timeout=20)
             except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+                process.kill()
+                process.wait()
 
 
 @dataclass(frozen=True)
@@ -469,7 +481,7 @@ def measure_http(
     stop_at = start_at + seconds
     token = access_token(work)
     tasks = [
-        ClientTask(server.port, token, names, size, start_at, stop_at, seed)
+        ClientTask(server.port_for(seed), token, names, size, start_at, stop_at, seed)
         for seed in range(clients)
     ]
     outcomes = list(pool.map(http_client, tasks))
@@ -498,7 +510,7 @@ def render(rows: list[Row], args: argparse.Namespace) -> Table:
         caption=(
             f"{os.cpu_count()}-core machine, PostgreSQL and clients on the same host; "
             f"{args.accounts:,} accounts, random pairs, no limit flags; "
-            f"HTTP: uvicorn --workers {args.workers} {' '.join(UVICORN_OPTIONS)}, "
+            f"HTTP: {args.workers} uvicorn processes ({' '.join(UVICORN_OPTIONS)}), "
             f"{args.clients} keep-alive connections "
             "(2 for batches of 8,190), p50/p99 per request. "
             "Baseline = one INSERT + one set-based balance UPDATE, no checks: "
