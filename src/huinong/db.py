@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+import orjson
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, OperationalError
@@ -187,23 +188,24 @@ class CommitWrite:
     are written together, so they exist exactly when the use case's effects do. On PostgreSQL
     every kind the transaction queued goes in **one** statement — each kind a data-modifying
     ``WITH`` part — which saves a round trip per kind on the path of every money movement.
-    SQLite, in-process, has no round trips to save and runs each kind's portable statement
-    with the rows.
+    Each kind takes its rows as one JSON text (``json_to_recordset``), which costs the driver
+    far less than an array per column. SQLite, in-process, has no round trips to save and
+    runs each kind's portable statement with the rows.
 
-    * ``name``: unique; the names of the parameters of ``postgres`` start with it.
-    * ``postgres``: the statement, taking all the rows at once (as arrays, or as one JSON
-      text for ``json_to_recordset``, which costs the driver less than an array per column;
-      the planner expects 100 rows of a function, so join it to a table only through arrays).
-    * ``postgres_params``: the rows turned into those parameters.
+    * ``name``: unique; the name of the JSON parameter of ``postgres``.
+    * ``postgres``: the INSERT reading ``json_to_recordset(%(<name>)s::json)``. Insert only:
+      the planner expects 100 rows of a function and would join them to a table by scanning
+      it whole.
     * ``portable``: a Core statement executed with the rows (executemany) elsewhere, and
       inside a savepoint, where a row is written at once so that rolling the savepoint back
       takes it along.
+    * ``postgres_row``: what a row becomes in the JSON, where it holds what JSON cannot.
     """
 
     name: str
     postgres: str
-    postgres_params: Callable[[list[dict[str, Any]]], dict[str, Any]]
     portable: Executable
+    postgres_row: Callable[[dict[str, Any]], dict[str, Any]] | None = None
 
 
 # session.info key: (the outermost transaction, {write name: (write, rows)}).
@@ -241,9 +243,13 @@ def flush_commit_writes(session: Session) -> int:
         if statement is None:
             parts = [f"{write.name} AS ({write.postgres})" for write, _ in kinds]
             statement = _combined[names] = f"WITH {', '.join(parts)} SELECT 1"
-        params: dict[str, Any] = {}
-        for write, rows in kinds:
-            params.update(write.postgres_params(rows))
+        params = {
+            write.name: orjson.dumps(
+                rows if write.postgres_row is None else [write.postgres_row(r) for r in rows],
+                option=orjson.OPT_NON_STR_KEYS,
+            ).decode()
+            for write, rows in kinds
+        }
         session.connection().exec_driver_sql(statement, params)
     else:
         for write, rows in kinds:

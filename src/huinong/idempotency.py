@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import orjson
 from sqlalchemy import JSON, Integer, String, bindparam, insert, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -104,10 +103,6 @@ def find(
     return StoredResponse(stored.status_code, stored.response)
 
 
-def _records_params(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"idempotency": orjson.dumps(rows, option=orjson.OPT_NON_STR_KEYS).decode()}
-
-
 _RECORDS = CommitWrite(
     name="idempotency",
     postgres="""
@@ -116,7 +111,6 @@ SELECT institution_id, key, fingerprint, status_code, response, created_at
 FROM json_to_recordset(%(idempotency)s::json) AS v(institution_id uuid, key varchar,
     fingerprint varchar, status_code int, response json, created_at timestamptz)
 """,
-    postgres_params=_records_params,
     portable=insert(_table),
 )
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from sqlalchemy import Engine, event
 
 from tests.api.conftest import Bank, assert_problem, new_key, race, transfer
 
@@ -303,3 +304,27 @@ def test_a_first_try_that_loses_the_key_at_commit_is_rolled_back_and_replays(
     # Without the key the same batch is a new request: its items exist.
     again = bank.ok(bank.post("/ledger/transfers", body, key=new_key()), 200)
     assert [r["result"] for r in again["results"]] == ["exists"]
+
+
+def test_a_new_key_is_stored_by_the_commit_with_the_audit_record(bank: Bank, backend: str) -> None:
+    """No statement of its own for a new key: no lookup or claim before the use case, and on
+    PostgreSQL the stored response goes in the same statement as the audit record."""
+    source = bank.open_ledger_account(name="source")["id"]
+    target = bank.open_ledger_account(name="target")["id"]
+    touching: list[str] = []
+
+    def watch(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        if "idempotency_keys" in statement:
+            touching.append(statement)
+
+    # Every engine: the app under test has its own.
+    event.listen(Engine, "before_cursor_execute", watch)
+    try:
+        body = {"transfers": [transfer(source, target, 5)]}
+        bank.ok(bank.post("/ledger/transfers", body, key=new_key()), 200)
+    finally:
+        event.remove(Engine, "before_cursor_execute", watch)
+    assert len(touching) == 1
+    assert "INSERT INTO idempotency_keys" in touching[0]
+    if backend == "postgresql":
+        assert "INSERT INTO audit_records" in touching[0]

@@ -50,7 +50,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import orjson
 from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -148,7 +147,8 @@ def record(
     write_at_commit(session, _RECORDS, row)
 
 
-_COLUMNS = (
+# The columns as ``json_to_recordset`` reads them; the content hash comes as hex text.
+_JSON_COLUMNS = (
     ("id", "uuid"),
     ("chain_id", "uuid"),
     ("institution_id", "uuid"),
@@ -162,25 +162,17 @@ _COLUMNS = (
     ("outcome", "varchar"),
     ("request_id", "varchar"),
     ("detail", "json"),
-    ("content_hash", "bytea"),
 )
-
-
-def _records_params(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    records = [{**row, "content_hash": row["content_hash"].hex()} for row in rows]
-    return {"audit": orjson.dumps(records).decode()}
-
-
+_NAMES = ", ".join(name for name, _ in _JSON_COLUMNS)
 _RECORDS = CommitWrite(
     name="audit",
     postgres=(
-        f"INSERT INTO audit_records ({', '.join(name for name, _ in _COLUMNS)}) "
-        f"SELECT {', '.join(name for name, _ in _COLUMNS[:-1])}, decode(content_hash, 'hex') "
-        "FROM json_to_recordset(%(audit)s::json) "
-        f"AS v({', '.join(f'{name} {kind}' for name, kind in _COLUMNS[:-1])}, content_hash text)"
+        f"INSERT INTO audit_records ({_NAMES}, content_hash) "
+        f"SELECT {_NAMES}, decode(content_hash, 'hex') FROM json_to_recordset(%(audit)s::json) "
+        f"AS v({', '.join(f'{name} {kind}' for name, kind in _JSON_COLUMNS)}, content_hash text)"
     ),
-    postgres_params=_records_params,
     portable=insert(AuditRecord.__table__),
+    postgres_row=lambda row: {**row, "content_hash": row["content_hash"].hex()},
 )
 
 
