@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from huinong import clock
@@ -11,7 +11,8 @@ from huinong.db import transaction
 from huinong.ids import uuid7
 from huinong.ledger.models import Account, PendingTransfer, Transfer
 from huinong.ledger.verify import verify
-from tests.ledger.test_transfers import open_accounts
+from tests.conftest import new_institution
+from tests.ledger.test_transfers import open_accounts, run, t
 
 
 def _refused(factory, statement) -> None:
@@ -103,4 +104,57 @@ def test_a_pending_transfer_resolves_once(factory, institution):
         session.execute(update(Account).where(Account.id == a).values(debits_posted=1))
         session.execute(update(Account).where(Account.id == b).values(credits_posted=1))
     with factory() as session:
+        assert verify(session, institution_id=institution.id) == []
+
+
+def test_a_transfers_accounts_belong_to_its_institution_and_ledger(factory, institution):
+    a, b = open_accounts(factory, institution)
+    theirs = open_accounts(factory, new_institution(factory), 1)[0]
+    row = {
+        "institution_id": institution.id,
+        "debit_account_id": a,
+        "credit_account_id": b,
+        "amount": 1,
+        "ledger": "CNY",
+        "code": 1,
+        "flags": 0,
+        "timeout": 0,
+        "timestamp": clock.now(),
+    }
+    for broken in (
+        {"debit_account_id": uuid7()},
+        {"credit_account_id": uuid7()},
+        {"credit_account_id": theirs},
+        {"debit_account_id": theirs},
+        {"ledger": "USD"},
+    ):
+        _refused(factory, insert(Transfer).values(**{**row, "id": uuid7(), **broken}))
+    # One stray row refuses the whole statement: nothing of it is written.
+    batch = [{**row, "id": uuid7()} for _ in range(3)] + [
+        {**row, "id": uuid7(), "credit_account_id": theirs}
+    ]
+    _refused(factory, insert(Transfer).values(batch))
+    with factory() as session:
+        stored = session.scalar(
+            select(func.count()).select_from(Transfer).where(Transfer.debit_account_id == a)
+        )
+    assert stored == 0
+
+
+def test_accounts_are_never_deleted_and_transfers_never_change(factory, institution):
+    a, b = open_accounts(factory, institution)
+    other = new_institution(factory)
+    moved = uuid7()
+    assert run(factory, institution, t(a, b, 5, id=moved)) == ["ok"]
+    _refused(factory, delete(Account).where(Account.id == a))
+    _refused(factory, update(Account).where(Account.id == a).values(institution_id=other.id))
+    _refused(factory, update(Account).where(Account.id == a).values(ledger="USD"))
+    _refused(factory, update(Account).where(Account.id == a).values(id=uuid7()))
+    _refused(factory, update(Transfer).where(Transfer.id == moved).values(amount=6))
+    _refused(factory, update(Transfer).where(Transfer.id == moved).values(reference="edited"))
+    _refused(factory, delete(Transfer).where(Transfer.id == moved))
+    with transaction(factory) as session:  # what changes an account stays allowed
+        session.execute(update(Account).where(Account.id == a).values(name="renamed"))
+    with factory() as session:
+        assert session.get(Transfer, moved).amount == 5
         assert verify(session, institution_id=institution.id) == []

@@ -98,3 +98,46 @@ def test_a_full_batch_matches_the_reference_model(factory, institution):
         }
         assert {k: v for k, v in stored.items() if k in model.balances()} == model.balances()
         assert verify(session, institution_id=institution.id) == []
+
+
+def test_a_repeated_large_batch_finds_what_is_stored(factory, institution):
+    """Retries of large batches: items already stored answer ``exists`` (or how they differ),
+    the rest are decided as new, and nothing is written twice."""
+    rng = random.Random(2048)
+    model = LedgerModel()
+    with transaction(factory) as session:
+        ids = [
+            service.create_account(
+                session,
+                institution_id=institution.id,
+                ledger="CNY",
+                type=AccountType.asset,
+                code=1,
+                name=f"r{index}",
+            ).id
+            for index in range(12)
+        ]
+    for account_id in ids:
+        model.add_account(ModelAccount(account_id, "CNY"))
+
+    def fresh(count: int) -> list[TransferInput]:
+        return [_transfer(*rng.sample(ids, 2), rng.randrange(1, 10_000)) for _ in range(count)]
+
+    first = fresh(3000)
+    changed = replace(first[2999], amount=first[2999].amount + 1)
+    again = first[:1500] + fresh(1500) + [changed]
+    for number, batch in enumerate((first, again)):
+        now = datetime(2026, 6, 1, 3, number, tzinfo=UTC)
+        with clock.frozen(now), transaction(factory) as session:
+            results = service.create_transfers(session, institution_id=institution.id, batch=batch)
+        expected = model.create_transfers(batch, now)
+        assert [r.result.value for r in results] == [e.result for e in expected]
+    assert [r.result.value for r in results[:1500]] == ["exists"] * 1500
+    assert results[-1].result.value == "exists_with_different_amount"
+    with factory() as session:
+        stored = {
+            a.id: (a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted)
+            for a in session.query(Account).filter(Account.institution_id == institution.id)
+        }
+        assert {k: v for k, v in stored.items() if k in model.balances()} == model.balances()
+        assert verify(session, institution_id=institution.id) == []

@@ -21,8 +21,10 @@ from huinong.security.identities import sessions
 from huinong.security.identities.models import StaffUser
 from huinong.security.principals import Principal, Role
 
-console = Console()
-err = Console(stderr=True)
+# soft_wrap: a message is one line however long its paths, so that a script reading the
+# output (or a narrow pipe's default 80 columns) never finds it broken; tables still fit.
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 log = logging.getLogger("huinong")
 
 
