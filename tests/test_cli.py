@@ -80,11 +80,13 @@ def _activity(factory: sessionmaker[Session], institution: Institution) -> int:
 def test_ledger_export_beancount_to_a_file(factory, cli_database, tmp_path):
     institution = new_institution(factory)
     posted = _activity(factory, institution)
-    out = tmp_path / "ledger.beancount"
+    out = tmp_path / ("exports-" + "x" * 90) / "ledger.beancount"  # a path past 80 columns
+    out.parent.mkdir()
     args = ["ledger", "export", "--format", "beancount", "--institution", institution.code]
     result = runner.invoke(app, [*args, "-o", str(out)])
     assert result.exit_code == 0, result.output
-    assert f"wrote {posted} transactions" in result.stderr
+    # One line however long the path: a script reading the message finds it whole.
+    assert f"wrote {posted} transactions to {out}\n" in result.stderr
     checked = subprocess.run(
         [str(BEAN_CHECK), str(out)], capture_output=True, text=True, timeout=120, check=False
     )

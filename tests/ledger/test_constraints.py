@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from huinong import clock
-from huinong.db import transaction
+from huinong.db import is_postgres, transaction
 from huinong.ids import uuid7
 from huinong.ledger.models import Account, PendingTransfer, Transfer
 from huinong.ledger.verify import verify
@@ -18,6 +18,21 @@ from tests.ledger.test_transfers import open_accounts, run, t
 def _refused(factory, statement) -> None:
     with pytest.raises(IntegrityError), transaction(factory) as session:
         session.execute(statement)
+
+
+def _row(institution, debit, credit) -> dict:
+    """A well-formed plain transfer of 0.01 yuan, less its id."""
+    return {
+        "institution_id": institution.id,
+        "debit_account_id": debit,
+        "credit_account_id": credit,
+        "amount": 1,
+        "ledger": "CNY",
+        "code": 1,
+        "flags": 0,
+        "timeout": 0,
+        "timestamp": clock.now(),
+    }
 
 
 def test_limit_flags_and_balances_are_check_constraints(factory, institution):
@@ -36,17 +51,7 @@ def test_limit_flags_and_balances_are_check_constraints(factory, institution):
 
 def test_transfer_shape_is_checked_by_the_database(factory, institution):
     a, b = open_accounts(factory, institution)
-    row = {
-        "institution_id": institution.id,
-        "debit_account_id": a,
-        "credit_account_id": b,
-        "amount": 1,
-        "ledger": "CNY",
-        "code": 1,
-        "flags": 0,
-        "timeout": 0,
-        "timestamp": clock.now(),
-    }
+    row = _row(institution, a, b)
     for broken in (
         {"amount": 0},
         {"credit_account_id": a},
@@ -74,16 +79,8 @@ def test_transfer_shape_is_checked_by_the_database(factory, institution):
 def test_a_pending_transfer_resolves_once(factory, institution):
     a, b = open_accounts(factory, institution)
     pending = uuid7()
-    base = {
-        "institution_id": institution.id,
-        "debit_account_id": a,
-        "credit_account_id": b,
-        "amount": 1,
-        "ledger": "CNY",
-        "code": 1,
-        "timeout": 0,
-        "timestamp": clock.now(),
-    }
+    base = _row(institution, a, b)
+    del base["flags"]  # each insert below sets its own
     with transaction(factory) as session:
         session.execute(insert(Transfer).values(**base, id=pending, flags=2))
         session.execute(insert(Transfer).values(**base, id=uuid7(), flags=4, pending_id=pending))
@@ -110,17 +107,7 @@ def test_a_pending_transfer_resolves_once(factory, institution):
 def test_a_transfers_accounts_belong_to_its_institution_and_ledger(factory, institution):
     a, b = open_accounts(factory, institution)
     theirs = open_accounts(factory, new_institution(factory), 1)[0]
-    row = {
-        "institution_id": institution.id,
-        "debit_account_id": a,
-        "credit_account_id": b,
-        "amount": 1,
-        "ledger": "CNY",
-        "code": 1,
-        "flags": 0,
-        "timeout": 0,
-        "timestamp": clock.now(),
-    }
+    row = _row(institution, a, b)
     for broken in (
         {"debit_account_id": uuid7()},
         {"credit_account_id": uuid7()},
@@ -153,6 +140,11 @@ def test_accounts_are_never_deleted_and_transfers_never_change(factory, institut
     _refused(factory, update(Transfer).where(Transfer.id == moved).values(amount=6))
     _refused(factory, update(Transfer).where(Transfer.id == moved).values(reference="edited"))
     _refused(factory, delete(Transfer).where(Transfer.id == moved))
+    with factory() as session:
+        postgres = is_postgres(session)
+    if postgres:  # SQLite has no TRUNCATE
+        for table in ("ledger_transfers", "ledger_accounts"):
+            _refused(factory, text(f"TRUNCATE {table} CASCADE"))
     with transaction(factory) as session:  # what changes an account stays allowed
         session.execute(update(Account).where(Account.id == a).values(name="renamed"))
     with factory() as session:

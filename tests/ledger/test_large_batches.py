@@ -32,13 +32,15 @@ def _transfer(debit: uuid.UUID, credit: uuid.UUID, amount: int, flags: int = 0) 
     )
 
 
-def test_a_full_batch_matches_the_reference_model(factory, institution):
-    rng = random.Random(8190)
-    model = LedgerModel()
+def _open_accounts(
+    factory, institution, model: LedgerModel, count: int, limited_every: int = 0
+) -> list[uuid.UUID]:
+    """Asset accounts, every ``limited_every``-th with ``debits_must_not_exceed_credits``,
+    opened in the ledger and in the model."""
     ids = []
     with transaction(factory) as session:
-        for index in range(40):
-            limited = index % 3 == 0
+        for index in range(count):
+            limited = bool(limited_every) and index % limited_every == 0
             account = service.create_account(
                 session,
                 institution_id=institution.id,
@@ -52,6 +54,23 @@ def test_a_full_batch_matches_the_reference_model(factory, institution):
             model.add_account(
                 ModelAccount(account.id, "CNY", debits_must_not_exceed_credits=limited)
             )
+    return ids
+
+
+def _assert_balances_match(factory, institution, model: LedgerModel) -> None:
+    with factory() as session:
+        stored = {
+            a.id: (a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted)
+            for a in session.query(Account).filter(Account.institution_id == institution.id)
+        }
+        assert {k: v for k, v in stored.items() if k in model.balances()} == model.balances()
+        assert verify(session, institution_id=institution.id) == []
+
+
+def test_a_full_batch_matches_the_reference_model(factory, institution):
+    rng = random.Random(8190)
+    model = LedgerModel()
+    ids = _open_accounts(factory, institution, model, 40, limited_every=3)
     batch: list[TransferInput] = []
     pendings: list[TransferInput] = []
     while len(batch) < 8190:
@@ -91,13 +110,7 @@ def test_a_full_batch_matches_the_reference_model(factory, institution):
     assert [r.result.value for r in results] == [e.result for e in expected]
     assert [r.amount for r in results] == [e.amount for e in expected]
     assert {r.result.value for r in results} >= {"ok", "exists", "exceeds_credits"}
-    with factory() as session:
-        stored = {
-            a.id: (a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted)
-            for a in session.query(Account).filter(Account.institution_id == institution.id)
-        }
-        assert {k: v for k, v in stored.items() if k in model.balances()} == model.balances()
-        assert verify(session, institution_id=institution.id) == []
+    _assert_balances_match(factory, institution, model)
 
 
 def test_a_repeated_large_batch_finds_what_is_stored(factory, institution):
@@ -105,20 +118,7 @@ def test_a_repeated_large_batch_finds_what_is_stored(factory, institution):
     the rest are decided as new, and nothing is written twice."""
     rng = random.Random(2048)
     model = LedgerModel()
-    with transaction(factory) as session:
-        ids = [
-            service.create_account(
-                session,
-                institution_id=institution.id,
-                ledger="CNY",
-                type=AccountType.asset,
-                code=1,
-                name=f"r{index}",
-            ).id
-            for index in range(12)
-        ]
-    for account_id in ids:
-        model.add_account(ModelAccount(account_id, "CNY"))
+    ids = _open_accounts(factory, institution, model, 12)
 
     def fresh(count: int) -> list[TransferInput]:
         return [_transfer(*rng.sample(ids, 2), rng.randrange(1, 10_000)) for _ in range(count)]
@@ -134,10 +134,4 @@ def test_a_repeated_large_batch_finds_what_is_stored(factory, institution):
         assert [r.result.value for r in results] == [e.result for e in expected]
     assert [r.result.value for r in results[:1500]] == ["exists"] * 1500
     assert results[-1].result.value == "exists_with_different_amount"
-    with factory() as session:
-        stored = {
-            a.id: (a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted)
-            for a in session.query(Account).filter(Account.institution_id == institution.id)
-        }
-        assert {k: v for k, v in stored.items() if k in model.balances()} == model.balances()
-        assert verify(session, institution_id=institution.id) == []
+    _assert_balances_match(factory, institution, model)

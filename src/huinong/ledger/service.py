@@ -55,7 +55,7 @@ from huinong.ledger.storage import (
     load_pending_states,
     load_transfers,
     lock_accounts,
-    write_in_pieces_unless_taken,
+    unless_an_id_is_stored,
     write_postgres,
     write_sqlite,
 )
@@ -304,25 +304,28 @@ def create_transfers(
     now = clock.now()
     batch_ids = [t.id for t in batch]
     postgres = is_postgres(session)
-    if postgres and len(batch) < IN_PIECES_FROM:
-        # Ids are fresh in all but retries, so decide as if none were taken, and let the
-        # write check that in the same statement: if any id is taken it writes nothing and
-        # the batch is decided again below, knowing the stored transfers. The check runs
-        # after the locks, like the lookup below, so it sees what earlier holders wrote.
-        outcome = _decide(session, institution_id, batch, accounts, known, resolving, now)
-        if write_postgres(session, outcome, accounts, check_ids=batch_ids):
-            return outcome.results
+    if postgres:
+        # Ids are fresh in all but retries, so decide as if none were stored and let the
+        # write find out: a small batch's statement checks its ids first and writes nothing
+        # if one is stored; a large batch goes in a savepoint, where the primary key refuses
+        # a stored id (looking 8,190 ids up first cost more than a tenth of the batch, and the
+        # insert checks the key anyway). Either way the batch is then decided again below,
+        # knowing the stored transfers. The checks run after the locks, like the lookup
+        # below, so they see what earlier holders wrote.
+        if len(batch) < IN_PIECES_FROM:
+            outcome = _decide(session, institution_id, batch, accounts, known, resolving, now)
+            if write_postgres(session, outcome, accounts, check_ids=batch_ids):
+                return outcome.results
+        else:
+            results = unless_an_id_is_stored(
+                session,
+                lambda: decide_and_write_in_pieces(
+                    session, institution_id, batch, accounts, known, resolving, now, frozenset()
+                ),
+            )
+            if results is not None:
+                return results
         accounts = lock_accounts(session, institution_id, account_ids)  # undo the guess
-    elif postgres:
-        # The same guess for a large batch, written in a savepoint: the primary key refuses a
-        # taken id, and the savepoint takes the guess back. Looking 8,190 ids up first cost
-        # more than a tenth of the batch, and the insert checks the key anyway.
-        results = write_in_pieces_unless_taken(
-            session, institution_id, batch, accounts, known, resolving, now
-        )
-        if results is not None:
-            return results
-        accounts = lock_accounts(session, institution_id, account_ids)
     taken = load_transfers(session, None, batch_ids)
     foreign = frozenset(tid for tid, rec in taken.items() if rec.institution_id != institution_id)
     known = {**known, **{tid: rec for tid, rec in taken.items() if tid not in foreign}}

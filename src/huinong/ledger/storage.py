@@ -11,7 +11,7 @@ trips to the database, and this module makes those trips cheap:
   (``write_postgres``); a large one is decided and written in pieces down a psycopg pipeline,
   so that the rules (Python) and the inserts (PostgreSQL) use both cores at once
   (``decide_and_write_in_pieces``), inside a savepoint when its ids are only assumed fresh
-  (``write_in_pieces_unless_taken``). SQLite gets ``executemany`` in its own storage formats
+  (``unless_an_id_is_stored``). SQLite gets ``executemany`` in its own storage formats
   (``write_sqlite``).
 
 Driver-level SQL throughout: SQLAlchemy Core costs microseconds per bound value, and a batch
@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import psycopg
@@ -46,6 +46,8 @@ from huinong.ledger.types import (
     TransferRecord,
     TransferResult,
 )
+
+T = TypeVar("T")
 
 _CHUNK = 4000
 _LINKED_BIT = int(TransferFlags.linked)  # plain ints: IntFlag arithmetic costs microseconds
@@ -405,29 +407,19 @@ def decide_and_write_in_pieces(
     return results
 
 
-def write_in_pieces_unless_taken(
-    session: Session,
-    institution_id: uuid.UUID,
-    batch: Sequence[TransferInput],
-    accounts: dict[uuid.UUID, AccountState],
-    known: dict[uuid.UUID, TransferRecord],
-    resolving: set[uuid.UUID],
-    now: datetime,
-) -> list[TransferResult] | None:
-    """Decide and write a large batch as if none of its ids were stored; None, with nothing
-    written, if one was."""
+_TRANSFERS_KEY = "pk_ledger_transfers"
+
+
+def unless_an_id_is_stored(session: Session, write: Callable[[], T]) -> T | None:
+    """``write()`` in a savepoint; None, with nothing of it kept, if the primary key of the
+    transfers refused one of its ids (any other error is raised)."""
     try:
         with session.begin_nested():
-            return decide_and_write_in_pieces(
-                session, institution_id, batch, accounts, known, resolving, now, frozenset()
-            )
+            return write()
     except IntegrityError as exc:
         if getattr(getattr(exc.orig, "diag", None), "constraint_name", None) != _TRANSFERS_KEY:
             raise
         return None
-
-
-_TRANSFERS_KEY = "pk_ledger_transfers"
 
 
 def _pieces(batch: Sequence[TransferInput]) -> Iterator[tuple[int, int]]:
