@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
@@ -9,10 +11,14 @@ from sqlalchemy.exc import IntegrityError
 from huinong import clock
 from huinong.db import is_postgres, transaction
 from huinong.ids import uuid7
+from huinong.ledger import service as ledger
 from huinong.ledger.models import Account, PendingTransfer, Transfer
+from huinong.ledger.types import AccountType, TransferFlags
 from huinong.ledger.verify import verify
 from tests.conftest import new_institution
 from tests.ledger.test_transfers import open_accounts, run, t
+
+PENDING, VOID = int(TransferFlags.pending), int(TransferFlags.void_pending)
 
 
 def _refused(factory, statement) -> None:
@@ -100,6 +106,37 @@ def test_a_pending_transfer_resolves_once(factory, institution):
         )
         session.execute(update(Account).where(Account.id == a).values(debits_posted=1))
         session.execute(update(Account).where(Account.id == b).values(credits_posted=1))
+    with factory() as session:
+        assert verify(session, institution_id=institution.id) == []
+
+
+def test_a_post_or_void_names_a_pending_transfer_of_its_institution_and_ledger(
+    factory, institution
+):
+    a, b = open_accounts(factory, institution)
+    other = new_institution(factory)
+    plain, their_pending, dollar_pending = uuid7(), uuid7(), uuid7()
+    assert run(factory, institution, t(a, b, 5, id=plain)) == ["ok"]
+    assert run(
+        factory, other, t(*open_accounts(factory, other), 5, id=their_pending, flags=PENDING)
+    ) == ["ok"]
+    with transaction(factory) as session:
+        dollars = [
+            ledger.create_account(
+                session,
+                institution_id=institution.id,
+                ledger="USD",
+                type=AccountType.liability,
+                code=2011,
+                name=f"usd {i}",
+            ).id
+            for i in range(2)
+        ]
+    usd = replace(t(*dollars, 5, id=dollar_pending, flags=PENDING), ledger="USD")
+    assert run(factory, institution, usd) == ["ok"]
+    void = {**_row(institution, a, b), "flags": VOID}
+    for named in (uuid7(), plain, their_pending, dollar_pending):
+        _refused(factory, insert(Transfer).values(**void, id=uuid7(), pending_id=named))
     with factory() as session:
         assert verify(session, institution_id=institution.id) == []
 
