@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from rich.console import Console
 from rich.table import Table
 
+from bench_host import machine
 from huinong.security.crypto import (
     SM2PrivateKey,
     hmac_sm3,
@@ -281,7 +282,7 @@ def render(rows: list[Row], args: argparse.Namespace) -> Table:
     table = Table(
         title="National cryptography throughput (huinong.security.crypto)",
         caption=(
-            f"{os.cpu_count()}-core machine; {args.seconds:g} s per cell, median of "
+            f"{machine()}; {args.seconds:g} s per cell, median of "
             f"{args.rounds} rounds (baseline: 1 round). SM2 on a {len(MESSAGE)}-byte message, "
             "default signer id; baseline = gmssl (pure Python) in this run, ratio = rate / "
             "baseline. Bulk figures in MB/s (10^6 bytes). Load average (1 min) at start "

@@ -62,6 +62,7 @@ from rich.table import Table
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from bench_host import machine
 from bench_postgres import PG_INSERT, PG_UPDATE, TRANSFER_COLUMNS, connect_args, prepare_postgres
 from huinong.db import make_engine, make_session_factory, transaction
 from huinong.ids import uuid7
@@ -508,7 +509,7 @@ def render(rows: list[Row], args: argparse.Namespace) -> Table:
     table = Table(
         title="Ledger create_transfers throughput (transfers/s)",
         caption=(
-            f"{os.cpu_count()}-core machine, PostgreSQL and clients on the same host; "
+            f"{machine()}, PostgreSQL and clients on the same host; "
             f"{args.accounts:,} accounts, random pairs, no limit flags; "
             f"HTTP: {args.workers} uvicorn processes ({' '.join(UVICORN_OPTIONS)}), "
             f"{args.clients} keep-alive connections "

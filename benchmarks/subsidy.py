@@ -81,6 +81,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from bench_host import machine
 from bench_postgres import PG_INSERT, PG_UPDATE, connect_args, prepare_postgres
 from huinong import clock
 from huinong.db import make_engine, make_session_factory, transaction
@@ -519,7 +520,7 @@ def render(rows: list[Row], load: tuple[float, float, float]) -> Table:
     table = Table(
         title="Subsidy batch: validation and disbursement",
         caption=(
-            f"{os.cpu_count()}-core machine, PostgreSQL on the same host. UTF-8 CSV, one row in "
+            f"{machine()}, PostgreSQL on the same host. UTF-8 CSV, one row in "
             f"{SUSPENSE_EVERY} without an account (paid to suspense 2241); every row valid, so "
             "every lookup and transfer is done. Setup (customers, accounts, funding) not timed. "
             "Baseline (PostgreSQL, same database, same run, after the measured phases) = what "
