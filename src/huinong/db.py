@@ -35,6 +35,8 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.sql.expression import Executable
 from sqlalchemy.types import TypeDecorator
 
+from huinong import pgarrays
+
 log = logging.getLogger(__name__)
 
 NAMING_CONVENTION = {
@@ -101,6 +103,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("pool_size", 20)
     kwargs.setdefault("max_overflow", 20)
     engine = create_engine(url, **kwargs)
+    event.listen(engine, "connect", lambda connection, _record: pgarrays.register(connection))
     if not kwargs.get("pool_pre_ping"):
         _ping_idle_connections(engine)
     return engine

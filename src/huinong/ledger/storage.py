@@ -46,6 +46,7 @@ from huinong.ledger.types import (
     TransferRecord,
     TransferResult,
 )
+from huinong.pgarrays import int4_array, int8_array, uuid_array
 
 T = TypeVar("T")
 
@@ -130,7 +131,7 @@ def lock_accounts(
     connection = session.connection()
     if connection.dialect.name == "postgresql":
         rows = connection.exec_driver_sql(
-            _PG_LOCK_ACCOUNTS, {"ids": ids, "institution_id": institution_id}
+            _PG_LOCK_ACCOUNTS, {"ids": uuid_array(ids), "institution_id": institution_id}
         )
         return {row[0]: AccountState(*row) for row in rows}
     rows = connection.exec_driver_sql(_SQLITE_LOCK_ACCOUNTS, (_json_ids(ids), institution_id.hex))
@@ -153,7 +154,7 @@ def load_transfers(
     connection = session.connection()
     found: dict[uuid.UUID, TransferRecord] = {}
     if connection.dialect.name == "postgresql":
-        query, params = _PG_LOAD_TRANSFERS, {"ids": wanted}
+        query, params = _PG_LOAD_TRANSFERS, {"ids": uuid_array(wanted)}
         if institution_id is not None:
             query += " WHERE t.institution_id = %(institution_id)b::uuid"
             params["institution_id"] = institution_id  # type: ignore[assignment]
@@ -275,7 +276,7 @@ def write_postgres(
     created = outcome.created
     params: dict[str, Any] = {}
     if check_ids is not None:
-        params["check_ids"] = check_ids
+        params["check_ids"] = uuid_array(check_ids)
     if created:
         params["transfers"] = orjson.dumps(created).decode()
         params.update(_balance_params(_touched(outcome, accounts)))
@@ -297,15 +298,15 @@ def _transfer_params(
 ) -> dict[str, Any]:
     return {
         "institution_id": institution_id,
-        "id": [r.id for r in created],
-        "debit": [r.debit_account_id for r in created],
-        "credit": [r.credit_account_id for r in created],
-        "amount": [r.amount for r in created],
+        "id": uuid_array([r.id for r in created]),
+        "debit": uuid_array([r.debit_account_id for r in created]),
+        "credit": uuid_array([r.credit_account_id for r in created]),
+        "amount": int8_array([r.amount for r in created]),
         "ledger": [r.ledger for r in created],
-        "code": [r.code for r in created],
-        "flags": [r.flags for r in created],
+        "code": int4_array([r.code for r in created]),
+        "flags": int4_array([r.flags for r in created]),
         "pending_id": [r.pending_id for r in created],
-        "timeout": [r.timeout for r in created],
+        "timeout": int4_array([r.timeout for r in created]),
         "reference": [r.reference for r in created],
         "metadata": [
             None if r.metadata is None else json.dumps(r.metadata, ensure_ascii=False)
@@ -317,11 +318,11 @@ def _transfer_params(
 
 def _balance_params(touched: Sequence[AccountState]) -> dict[str, Any]:
     return {
-        "account": [a.id for a in touched],
-        "dp": [a.debits_pending for a in touched],
-        "dpo": [a.debits_posted for a in touched],
-        "cp": [a.credits_pending for a in touched],
-        "cpo": [a.credits_posted for a in touched],
+        "account": uuid_array([a.id for a in touched]),
+        "dp": int8_array([a.debits_pending for a in touched]),
+        "dpo": int8_array([a.debits_posted for a in touched]),
+        "cp": int8_array([a.credits_pending for a in touched]),
+        "cpo": int8_array([a.credits_posted for a in touched]),
     }
 
 
