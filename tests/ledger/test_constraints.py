@@ -11,9 +11,8 @@ from sqlalchemy.exc import IntegrityError
 from huinong import clock
 from huinong.db import is_postgres, transaction
 from huinong.ids import uuid7
-from huinong.ledger import service as ledger
 from huinong.ledger.models import Account, PendingTransfer, Transfer
-from huinong.ledger.types import AccountType, TransferFlags
+from huinong.ledger.types import TransferFlags
 from huinong.ledger.verify import verify
 from tests.conftest import new_institution
 from tests.ledger.test_transfers import open_accounts, run, t
@@ -120,18 +119,7 @@ def test_a_post_or_void_names_a_pending_transfer_of_its_institution_and_ledger(
     assert run(
         factory, other, t(*open_accounts(factory, other), 5, id=their_pending, flags=PENDING)
     ) == ["ok"]
-    with transaction(factory) as session:
-        dollars = [
-            ledger.create_account(
-                session,
-                institution_id=institution.id,
-                ledger="USD",
-                type=AccountType.liability,
-                code=2011,
-                name=f"usd {i}",
-            ).id
-            for i in range(2)
-        ]
+    dollars = open_accounts(factory, institution, ledger="USD")
     usd = replace(t(*dollars, 5, id=dollar_pending, flags=PENDING), ledger="USD")
     assert run(factory, institution, usd) == ["ok"]
     void = {**_row(institution, a, b), "flags": VOID}

@@ -20,14 +20,18 @@ F = TransferFlags
 
 
 def open_accounts(
-    factory: sessionmaker[Session], institution: Institution, n: int = 2, **flags: bool
+    factory: sessionmaker[Session],
+    institution: Institution,
+    n: int = 2,
+    ledger: str = "CNY",
+    **flags: bool,
 ) -> list[uuid.UUID]:
     with transaction(factory) as session:
         return [
             service.create_account(
                 session,
                 institution_id=institution.id,
-                ledger="CNY",
+                ledger=ledger,
                 type=AccountType.liability,
                 code=2011,
                 name=f"acct {i}",

@@ -88,55 +88,27 @@ $$
 """
 
 
-def _sqlite_account_matches(side: str) -> str:
-    return (
-        "EXISTS (SELECT 1 FROM ledger_accounts AS a "
-        f"WHERE a.id = NEW.{side}_account_id AND a.institution_id = NEW.institution_id "
-        "AND a.ledger = NEW.ledger)"
-    )
-
-
 _SQLITE_PENDING_MATCHES = (
-    "(NEW.pending_id IS NULL OR EXISTS (SELECT 1 FROM ledger_transfers AS p "
+    "CREATE TRIGGER ledger_transfers_pending_matches BEFORE INSERT ON ledger_transfers "
+    "WHEN NEW.pending_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ledger_transfers AS p "
     "WHERE p.id = NEW.pending_id AND p.institution_id = NEW.institution_id "
-    "AND p.ledger = NEW.ledger AND p.flags & 2 <> 0))"
+    "AND p.ledger = NEW.ledger AND p.flags & 2 <> 0) "
+    f"BEGIN SELECT RAISE(ABORT, '{_PENDING_TEXT}'); END"
 )
 
 
-def _sqlite_references_match(check_pending: bool) -> list[str]:
-    accounts = (
-        "CREATE TRIGGER ledger_transfers_accounts_match BEFORE INSERT ON ledger_transfers "
-        f"WHEN NOT {_sqlite_account_matches('debit')} OR NOT {_sqlite_account_matches('credit')} "
-        f"BEGIN SELECT RAISE(ABORT, '{_ACCOUNT_TEXT}'); END"
-    )
-    if not check_pending:
-        return [accounts]
-    return [
-        accounts,
-        "CREATE TRIGGER ledger_transfers_pending_matches BEFORE INSERT ON ledger_transfers "
-        f"WHEN NOT {_SQLITE_PENDING_MATCHES} "
-        f"BEGIN SELECT RAISE(ABORT, '{_PENDING_TEXT}'); END",
-    ]
-
-
-def _sqlite_rebuild_transfers(change, triggers: list[str]) -> None:
+def _sqlite_rebuild_transfers(change) -> None:  # type: ignore[no-untyped-def]
     """Rebuild ``ledger_transfers`` with ``change`` applied in batch mode. SQLite drops a
-    table's triggers with the table, so the guards of 0013 other than the reference check are
-    read first and re-created after; ``triggers`` are the reference checks to create."""
-    bind = op.get_bind()
-    kept = [
-        sql
-        for name, sql in bind.execute(
-            text(
-                "SELECT name, sql FROM sqlite_master "
-                "WHERE type = 'trigger' AND tbl_name = 'ledger_transfers'"
-            )
+    table's triggers with the table, so they are read first and re-created after."""
+    triggers = op.get_bind().execute(
+        text(
+            "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'ledger_transfers'"
         )
-        if name not in ("ledger_transfers_accounts_match", "ledger_transfers_pending_matches")
-    ]
+    )
+    kept = [sql for (sql,) in triggers]
     with op.batch_alter_table("ledger_transfers") as batch:
         change(batch)
-    for sql in [*kept, *triggers]:
+    for sql in kept:
         op.execute(sql)
 
 
@@ -163,7 +135,8 @@ def upgrade() -> None:
         batch.drop_constraint(_PENDING_FK, type_="foreignkey")
         batch.drop_constraint(_PENDING_UNIQUE, type_="unique")
 
-    _sqlite_rebuild_transfers(change, _sqlite_references_match(check_pending=True))
+    _sqlite_rebuild_transfers(change)
+    op.execute(_SQLITE_PENDING_MATCHES)
     op.create_index(
         _PENDING_UNIQUE,
         "ledger_transfers",
@@ -183,10 +156,11 @@ def downgrade() -> None:
             _PENDING_FK, "ledger_transfers", "ledger_transfers", ["pending_id"], ["id"]
         )
         return
+    op.execute("DROP TRIGGER ledger_transfers_pending_matches")
     op.drop_index(_PENDING_UNIQUE, "ledger_transfers")
 
     def change(batch) -> None:  # type: ignore[no-untyped-def]
         batch.create_unique_constraint(_PENDING_UNIQUE, ["pending_id"])
         batch.create_foreign_key(_PENDING_FK, "ledger_transfers", ["pending_id"], ["id"])
 
-    _sqlite_rebuild_transfers(change, _sqlite_references_match(check_pending=False))
+    _sqlite_rebuild_transfers(change)
