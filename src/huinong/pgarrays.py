@@ -95,3 +95,20 @@ def register(connection: psycopg.Connection[Any]) -> None:
     PostgreSQL connection as it opens)."""
     for cls, dumper in _PREBUILT:
         connection.adapters.register_dumper(cls, dumper)
+
+
+def unnest(*columns: tuple[str, str]) -> str:
+    """``unnest(…)`` of array parameters, for a statement's FROM: ``unnest(("ids", "uuid"))``
+    reads ``unnest((SELECT %(ids)b::uuid[]))``.
+
+    Each array is a scalar subquery so that the planner cannot see its length. Given the
+    values (a custom plan), it sizes ``unnest`` of a known array by its length: a plan for 2
+    rows then always looks cheaper than a plan for any number, and PostgreSQL plans the
+    statement anew on every execution, about a third of its work on a single transfer.
+    Behind a subquery the array is sized like any function's result, custom and generic plans
+    cost the same, and after psycopg prepares the statement PostgreSQL keeps the generic plan:
+    planned once per connection. Statements join the rows to a table by its primary key, which
+    that plan probes whatever the number of rows (a nested loop; a plan for thousands of rows
+    would hash the whole table instead).
+    """
+    return "unnest(" + ", ".join(f"(SELECT %({name})b::{kind}[])" for name, kind in columns) + ")"

@@ -46,7 +46,7 @@ from huinong.ledger.types import (
     TransferRecord,
     TransferResult,
 )
-from huinong.pgarrays import int4_array, int8_array, uuid_array
+from huinong.pgarrays import int4_array, int8_array, unnest, uuid_array
 
 T = TypeVar("T")
 
@@ -99,10 +99,11 @@ _TRANSFER_LIST = ", ".join(_TRANSFER_COLUMNS)
 # batches queue instead of deadlocking. Id arrays are joined, never filtered with
 # ``= ANY(…)``: psycopg prepares a statement run five times, and a generic plan that scans a
 # table testing each row against an 8,190-element array takes seconds; a join probes the
-# primary key whatever the plan.
+# primary key whatever the plan. The arrays are hidden from the planner (``pgarrays.unnest``),
+# so that it keeps that generic plan instead of planning each execution anew.
 _PG_LOCK_ACCOUNTS = f"""
 SELECT {", ".join("a." + c for c in _ACCOUNT_STATE)}
-FROM unnest(%(ids)b::uuid[]) AS wanted(id) JOIN ledger_accounts AS a ON a.id = wanted.id
+FROM {unnest(("ids", "uuid"))} AS wanted(id) JOIN ledger_accounts AS a ON a.id = wanted.id
 WHERE a.institution_id = %(institution_id)b::uuid
 ORDER BY a.id FOR NO KEY UPDATE OF a
 """
@@ -113,7 +114,7 @@ ORDER BY id
 """
 _PG_LOAD_TRANSFERS = f"""
 SELECT {", ".join("t." + c for c in _TRANSFER_COLUMNS)}
-FROM unnest(%(ids)b::uuid[]) AS wanted(id) JOIN ledger_transfers AS t ON t.id = wanted.id
+FROM {unnest(("ids", "uuid"))} AS wanted(id) JOIN ledger_transfers AS t ON t.id = wanted.id
 """
 _SQLITE_LOAD_TRANSFERS = (
     f"SELECT {_TRANSFER_LIST} FROM ledger_transfers WHERE id IN (SELECT value FROM json_each(?))"
@@ -220,9 +221,10 @@ def _touched(outcome: BatchOutcome, accounts: dict[uuid.UUID, AccountState]) -> 
 # thirteen arrays, each of which costs the driver more to encode than the row costs the
 # database; large batches go in pieces as binary arrays (``decide_and_write_in_pieces``),
 # which PostgreSQL reads faster than JSON. The balances stay arrays: the planner expects 100
-# rows of a function and would join them to the accounts by scanning the whole table.
-_PG_TAKEN = """
-SELECT 1 FROM unnest(%(check_ids)b::uuid[]) AS given(id)
+# rows of ``json_to_recordset`` and would join them to the accounts by scanning the whole
+# table, where it expects a handful of a hidden array's (``pgarrays.unnest``) and probes.
+_PG_TAKEN = f"""
+SELECT 1 FROM {unnest(("check_ids", "uuid"))} AS given(id)
 JOIN ledger_transfers AS t ON t.id = given.id LIMIT 1
 """
 _PG_INSERT_TRANSFERS_JSON = f"""
@@ -232,11 +234,18 @@ SELECT {_TRANSFER_LIST} FROM json_to_recordset(%(transfers)s::json)
          amount bigint, ledger varchar, code int, flags int, pending_id uuid, timeout int,
          reference varchar, metadata json, timestamp timestamptz)
 """
-_PG_UPDATE_BALANCES = """
+_PG_UPDATE_BALANCES = f"""
 UPDATE ledger_accounts AS a
 SET debits_pending = v.dp, debits_posted = v.dpo, credits_pending = v.cp, credits_posted = v.cpo
-FROM unnest(%(account)b::uuid[], %(dp)b::bigint[], %(dpo)b::bigint[], %(cp)b::bigint[],
-    %(cpo)b::bigint[]) AS v(id, dp, dpo, cp, cpo)
+FROM {
+    unnest(
+        ("account", "uuid"),
+        ("dp", "bigint"),
+        ("dpo", "bigint"),
+        ("cp", "bigint"),
+        ("cpo", "bigint"),
+    )
+} AS v(id, dp, dpo, cp, cpo)
 WHERE a.id = v.id
 """
 _PG_CHECK_AND_WRITE = f"""

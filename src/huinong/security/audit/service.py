@@ -64,6 +64,7 @@ from huinong.db import (
 from huinong.errors import InvalidInput, ServiceUnavailable
 from huinong.ids import uuid7
 from huinong.logs import request_id_var
+from huinong.pgarrays import unnest
 from huinong.security import keyring
 from huinong.security.audit import chain
 from huinong.security.audit.chain import (
@@ -340,11 +341,11 @@ def seal(
 
 # One statement for the whole seal on PostgreSQL, where an UPDATE per record would cost a
 # round trip's worth of work each.
-_PG_WRITE_LINKS = """
+_PG_WRITE_LINKS = f"""
 UPDATE audit_records AS r
 SET sequence = v.sequence, prev_hash = v.prev_hash, chain_hash = v.chain_hash
-FROM unnest(%(id)b::uuid[], %(sequence)b::bigint[], %(prev_hash)b::bytea[],
-    %(chain_hash)b::bytea[]) AS v(id, sequence, prev_hash, chain_hash)
+FROM {unnest(("id", "uuid"), ("sequence", "bigint"), ("prev_hash", "bytea"),
+    ("chain_hash", "bytea"))} AS v(id, sequence, prev_hash, chain_hash)
 WHERE r.id = v.id
 """
 
