@@ -10,9 +10,9 @@ of them. Batches of 1, 100 and 8,190 transfers.
 
 * **service**: ``ledger.service.create_transfers`` in one ``huinong.db.transaction`` per
   batch, in this process. Timed from the ready batch to the commit.
-* **HTTP**: a real uvicorn server (``uvicorn --factory huinong.api.app:create_app``) in a
-  subprocess on 127.0.0.1; client processes keep one HTTP/1.1 connection each (a minimal
-  socket client, so that the load generator takes little of the two cores) and POST
+* **HTTP**: a real uvicorn server (``uvicorn huinong.api.asgi:app``, what ``huinong serve``
+  runs) in a subprocess on 127.0.0.1; client processes keep one HTTP/1.1 connection each (a
+  minimal socket client, so that the load generator takes little of the two cores) and POST
   ``/api/v1/ledger/transfers`` with an administrator's bearer token and a fresh
   ``Idempotency-Key`` per request (so authentication, authorisation and the audit record are
   in every request's cost). Latency is per request, measured by the client.
@@ -76,7 +76,7 @@ from huinong.security.identities import sessions, staff_users
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/huinong_bench"
 BATCHES = (1, 100, 8190)
 ACCOUNTS = 4000
-APP_FACTORY = "huinong.api.app:create_app"
+APP = "huinong.api.asgi:app"  # what ``huinong serve`` runs
 UVICORN_OPTIONS = ["--http", "httptools", "--loop", "uvloop"]
 HOT_ACCOUNTS = 10
 OK = b'"result":"ok"'
@@ -321,19 +321,19 @@ def free_port() -> int:
 
 def _uvicorn(port: int) -> list[str]:
     return [
-        sys.executable, "-m", "uvicorn", "--factory", APP_FACTORY,
+        sys.executable, "-m", "uvicorn", APP,
         "--host", "127.0.0.1", "--port", str(port),
         "--no-access-log", "--log-level", "warning", *UVICORN_OPTIONS,
     ]  # fmt: skip
 
 
 class Server:
-    """The API served by ``workers`` uvicorn processes (``uvicorn --factory
-    huinong.api.app:create_app``), each on a port of its own on 127.0.0.1, with the client
-    connections spread evenly over them as a balancer would. One uvicorn with ``--workers``
-    lets the kernel hand each kept-alive connection to whichever worker accepts it first,
-    for good: with a handful of connections one worker often holds most of them, and the
-    figures then measure that split rather than the server."""
+    """The API served by ``workers`` uvicorn processes (``uvicorn huinong.api.asgi:app``),
+    each on a port of its own on 127.0.0.1, with the client connections spread evenly over
+    them as a balancer would. One uvicorn with ``--workers`` lets the kernel hand each
+    kept-alive connection to whichever worker accepts it first, for good: with a handful of
+    connections one worker often holds most of them, and the figures then measure that split
+    rather than the server."""
 
     def __init__(self, url: str, workers: int) -> None:
         self.ports = [free_port() for _ in range(workers)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -118,3 +119,26 @@ def test_request_id_is_bounded_and_printable(client: TestClient) -> None:
     odd = client.get(API + "/customers", headers={"X-Request-Id": "bad\tid"})
     assert odd.headers["x-request-id"] != "bad\tid"
     assert odd.json()["request_id"] == odd.headers["x-request-id"]
+
+
+def test_the_served_app_is_built_then_frozen_out_of_the_collector(tmp_path) -> None:
+    """``huinong.api.asgi`` (what ``huinong serve`` runs) builds the app, then freezes what is
+    alive so that full collections stop walking it; the app still answers. In a subprocess:
+    freezing the test process would keep every test's garbage cycles for good."""
+    import subprocess
+    import sys
+
+    script = (
+        "import gc\n"
+        "before = gc.get_freeze_count()\n"
+        "from fastapi.testclient import TestClient\n"
+        "from huinong.api.asgi import app\n"
+        "frozen = gc.get_freeze_count()\n"
+        "assert before == 0 and frozen > 10_000, (before, frozen)\n"
+        "assert TestClient(app).get('/health').json()['status'] == 'ok'\n"
+    )
+    env = {**os.environ, "HUINONG_DATABASE_URL": f"sqlite:///{tmp_path / 'frozen.db'}"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]

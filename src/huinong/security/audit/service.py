@@ -344,8 +344,9 @@ def seal(
 _PG_WRITE_LINKS = f"""
 UPDATE audit_records AS r
 SET sequence = v.sequence, prev_hash = v.prev_hash, chain_hash = v.chain_hash
-FROM {unnest(("id", "uuid"), ("sequence", "bigint"), ("prev_hash", "bytea"),
-    ("chain_hash", "bytea"))} AS v(id, sequence, prev_hash, chain_hash)
+FROM {
+    unnest(("id", "uuid"), ("sequence", "bigint"), ("prev_hash", "bytea"), ("chain_hash", "bytea"))
+} AS v(id, sequence, prev_hash, chain_hash)
 WHERE r.id = v.id
 """
 
