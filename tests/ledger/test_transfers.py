@@ -5,6 +5,9 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from huinong import clock
@@ -164,3 +167,19 @@ def test_verify_adds_ledger_totals_beyond_64_bits(factory, institution):
     assert run(factory, institution, *batch) == ["ok", "ok", "ok"]
     with factory() as session:
         assert verify(session, institution_id=institution.id) == []
+
+
+def test_a_database_error_reaches_the_caller_as_sqlalchemy_raises_it(factory, institution, backend):
+    """On PostgreSQL the ledger's statements go straight to psycopg; their errors still arrive
+    as SQLAlchemy's, with the SQLSTATE, which is what entry points decide retries on. Here
+    the lock waits for an account another transaction holds, and gives up."""
+    if backend != "postgresql":
+        pytest.skip("SQLite takes the database lock at BEGIN IMMEDIATE, not the accounts")
+    a, b = open_accounts(factory, institution)
+    with transaction(factory) as holder:
+        service.create_transfers(holder, institution_id=institution.id, batch=[t(a, b, 5)])
+        with pytest.raises(OperationalError) as raised, transaction(factory) as waiter:
+            waiter.execute(text("SET LOCAL lock_timeout = '50ms'"))
+            service.create_transfers(waiter, institution_id=institution.id, batch=[t(b, a, 7)])
+    assert raised.value.orig.sqlstate == "55P03"  # lock_not_available
+    assert account(factory, a).debits_posted == 5 and account(factory, a).credits_posted == 0
