@@ -16,10 +16,12 @@ import itertools
 import os
 import uuid
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import psycopg
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from huinong.db import make_engine, make_session_factory, transaction
@@ -94,6 +96,37 @@ def database_url(engine: Engine) -> str:
 @pytest.fixture
 def factory(engine: Engine) -> sessionmaker[Session]:
     return make_session_factory(engine)
+
+
+@contextmanager
+def statements_sent() -> Iterator[list[str]]:
+    """Every SQL statement any engine of this process sends while the block runs: what
+    SQLAlchemy executes (its ``before_cursor_execute`` event) and what goes straight to
+    psycopg (``huinong.db.pg_execute``, pipelines), each once."""
+    sent: list[str] = []
+
+    def through_sqlalchemy(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        if not isinstance(cursor, psycopg.Cursor):  # psycopg's are seen below
+            sent.append(statement)
+
+    originals = {name: getattr(psycopg.Cursor, name) for name in ("execute", "executemany")}
+
+    def watching(original):  # type: ignore[no-untyped-def]
+        def through_psycopg(self, query, *args, **kwargs):  # type: ignore[no-untyped-def]
+            sent.append(query if isinstance(query, str) else str(query))
+            return original(self, query, *args, **kwargs)
+
+        return through_psycopg
+
+    event.listen(Engine, "before_cursor_execute", through_sqlalchemy)
+    for name, original in originals.items():
+        setattr(psycopg.Cursor, name, watching(original))
+    try:
+        yield sent
+    finally:
+        for name, original in originals.items():
+            setattr(psycopg.Cursor, name, original)
+        event.remove(Engine, "before_cursor_execute", through_sqlalchemy)
 
 
 def new_institution(factory: sessionmaker[Session], prefix: str = "T") -> Institution:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
+import psycopg
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, OperationalError
@@ -179,6 +180,37 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
         yield session
 
 
+# --------------------------------------------------------------------------- driver-level SQL
+
+
+def psycopg_connection(session: Session) -> psycopg.Connection[Any]:
+    """The session's PostgreSQL connection as psycopg's, in the session's transaction."""
+    driver = session.connection().connection.driver_connection
+    assert isinstance(driver, psycopg.Connection)
+    return driver
+
+
+@contextmanager
+def driver_errors(session: Session, what: str) -> Iterator[None]:
+    """psycopg's errors raised as SQLAlchemy raises driver errors (``IntegrityError``,
+    ``OperationalError``… with the SQLSTATE on ``orig``), so that entry points retry what is
+    transient whichever way a statement went."""
+    try:
+        yield
+    except psycopg.Error as exc:
+        dialect = session.get_bind().dialect
+        raise DBAPIError.instance(what, None, exc, psycopg.Error, dialect=dialect) from exc
+
+
+def pg_execute(session: Session, statement: str, params: dict[str, Any]) -> psycopg.Cursor[Any]:
+    """Driver-level SQL on PostgreSQL, straight on psycopg's connection in the session's
+    transaction, for the statements on the path of every money movement. SQLAlchemy's
+    ``exec_driver_sql`` would build a result's metadata from the cursor's description each
+    time: about 80 µs of a worker's CPU per statement on the project's machine."""
+    with driver_errors(session, statement):
+        return psycopg_connection(session).execute(statement, params)
+
+
 # --------------------------------------------------------------------------- writes at commit
 
 
@@ -253,7 +285,7 @@ def flush_commit_writes(session: Session) -> int:
             ).decode()
             for write, rows in kinds
         }
-        session.connection().exec_driver_sql(statement, params)
+        pg_execute(session, statement, params)
     else:
         for write, rows in kinds:
             session.execute(write.portable, rows)

@@ -8,9 +8,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event
 
 from tests.api.conftest import Bank, assert_problem, new_key, race, transfer
+from tests.conftest import statements_sent
 
 
 def money_calls(bank: Bank) -> dict[str, tuple[str, dict[str, Any], dict[str, Any]]]:
@@ -311,19 +311,10 @@ def test_a_new_key_is_stored_by_the_commit_with_the_audit_record(bank: Bank, bac
     PostgreSQL the stored response goes in the same statement as the audit record."""
     source = bank.open_ledger_account(name="source")["id"]
     target = bank.open_ledger_account(name="target")["id"]
-    touching: list[str] = []
-
-    def watch(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
-        if "idempotency_keys" in statement:
-            touching.append(statement)
-
-    # Every engine: the app under test has its own.
-    event.listen(Engine, "before_cursor_execute", watch)
-    try:
-        body = {"transfers": [transfer(source, target, 5)]}
+    body = {"transfers": [transfer(source, target, 5)]}
+    with statements_sent() as sent:  # every engine's: the app under test has its own
         bank.ok(bank.post("/ledger/transfers", body, key=new_key()), 200)
-    finally:
-        event.remove(Engine, "before_cursor_execute", watch)
+    touching = [statement for statement in sent if "idempotency_keys" in statement]
     assert len(touching) == 1
     assert "INSERT INTO idempotency_keys" in touching[0]
     if backend == "postgresql":

@@ -20,7 +20,7 @@ from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
-from sqlalchemy import Engine, delete, event, func, select, text, update
+from sqlalchemy import Engine, delete, func, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -37,7 +37,7 @@ from huinong.security.audit import service as audit
 from huinong.security.audit.models import AuditAnchor, AuditChain, AuditKey, AuditRecord
 from huinong.security.crypto import SM2PrivateKey, sm4_gcm_decrypt
 from huinong.security.principals import Principal, PrincipalKind, Role
-from tests.conftest import POSTGRES_URL
+from tests.conftest import POSTGRES_URL, statements_sent
 
 RECORDS = AuditRecord.__table__
 ANCHORS = AuditAnchor.__table__
@@ -197,17 +197,9 @@ def test_a_transaction_reads_and_seals_its_own_records(factory):
 
 def test_a_transactions_records_are_written_in_one_statement(factory, engine):
     chain_id = uuid7()
-    inserts: list[str] = []
-
-    def count(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
-        if "INSERT INTO AUDIT_RECORDS" in statement.upper():
-            inserts.append(statement)
-
-    event.listen(engine, "before_cursor_execute", count)
-    try:
+    with statements_sent() as sent:
         write(factory, chain_id, 300)
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
+    inserts = [statement for statement in sent if "INSERT INTO AUDIT_RECORDS" in statement.upper()]
     assert len(inserts) == 1
     assert len(actions_of(factory, chain_id)) == 300
 

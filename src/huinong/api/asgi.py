@@ -9,8 +9,11 @@ single transfers over HTTP, collections were about 5 % of a worker's CPU.
 
 import gc
 
+from sqlalchemy.orm import configure_mappers
+
 from huinong.api.app import create_app
 
 app = create_app()
+configure_mappers()  # now, not at the first request, and so frozen with the rest
 gc.collect()
 gc.freeze()

@@ -27,16 +27,15 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import orjson
-import psycopg
 from sqlalchemy import bindparam, insert, select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from huinong.db import driver_errors, pg_execute, psycopg_connection
 from huinong.ledger import engine
 from huinong.ledger.models import Account, PendingTransfer
 from huinong.ledger.types import (
@@ -124,31 +123,6 @@ _SQLITE_LOAD_TRANSFERS = (
 )
 
 
-def _psycopg(session: Session) -> psycopg.Connection[Any]:
-    driver = session.connection().connection.driver_connection
-    assert isinstance(driver, psycopg.Connection)
-    return driver
-
-
-@contextmanager
-def _driver_errors(session: Session, what: str) -> Iterator[None]:
-    """psycopg's errors raised as SQLAlchemy raises driver errors, so that entry points retry
-    what is transient and ``unless_an_id_is_stored`` sees the key it refused."""
-    try:
-        yield
-    except psycopg.Error as exc:
-        dialect = session.get_bind().dialect
-        raise DBAPIError.instance(what, None, exc, psycopg.Error, dialect=dialect) from exc
-
-
-def _pg_execute(session: Session, statement: str, params: dict[str, Any]) -> psycopg.Cursor[Any]:
-    """``statement`` on the session's psycopg connection, in its transaction. SQLAlchemy's
-    ``exec_driver_sql`` would build a result's metadata from the cursor's description on every
-    execution: about 80 µs of a worker's CPU per statement, on the path of every transfer."""
-    with _driver_errors(session, statement):
-        return _psycopg(session).execute(statement, params)
-
-
 def lock_accounts(
     session: Session, institution_id: uuid.UUID, account_ids: Iterable[uuid.UUID]
 ) -> dict[uuid.UUID, AccountState]:
@@ -159,7 +133,7 @@ def lock_accounts(
         return {}
     connection = session.connection()
     if connection.dialect.name == "postgresql":
-        locked = _pg_execute(
+        locked = pg_execute(
             session, _PG_LOCK_ACCOUNTS, {"ids": uuid_array(ids), "institution_id": institution_id}
         )
         return {row[0]: AccountState(*row) for row in locked}
@@ -187,7 +161,7 @@ def load_transfers(
         if institution_id is not None:
             query += " WHERE t.institution_id = %(institution_id)b::uuid"
             params["institution_id"] = institution_id  # type: ignore[assignment]
-        for row in _pg_execute(session, query, params):
+        for row in pg_execute(session, query, params):
             found[row[0]] = TransferRecord(*row[:12], row[12].astimezone(UTC))
         return found
     query = _SQLITE_LOAD_TRANSFERS
@@ -322,7 +296,7 @@ def write_postgres(
         query = _PG_CHECK
     else:
         return True
-    (taken,) = _pg_execute(session, query, params).fetchone() or (False,)
+    (taken,) = pg_execute(session, query, params).fetchone() or (False,)
     if taken:
         return False
     _write_pendings(session, outcome)
@@ -392,8 +366,8 @@ def decide_and_write_in_pieces(
     new_pendings: dict[uuid.UUID, PendingState] = {}
     resolved: dict[uuid.UUID, PendingState] = {}
     touched: set[uuid.UUID] = set()
-    driver = _psycopg(session)
-    with _driver_errors(session, "pipelined ledger writes"), driver.pipeline():
+    driver = psycopg_connection(session)
+    with driver_errors(session, "pipelined ledger writes"), driver.pipeline():
         for start, end in _pieces(batch):
             outcome = engine.process_batch(
                 institution_id=institution_id,

@@ -58,6 +58,7 @@ from huinong.db import (
     CommitWrite,
     flush_commit_writes,
     is_postgres,
+    pg_execute,
     run_in_transaction,
     write_at_commit,
 )
@@ -353,7 +354,8 @@ WHERE r.id = v.id
 
 def _write_links(session: Session, ids: list[uuid.UUID], links: list[chain.Link]) -> None:
     if is_postgres(session):
-        session.connection().exec_driver_sql(
+        pg_execute(
+            session,
             _PG_WRITE_LINKS,
             {
                 "id": ids,
