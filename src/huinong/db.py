@@ -19,6 +19,8 @@ answers as for a repeat).
 from __future__ import annotations
 
 import logging
+import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -77,6 +79,66 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+# How long a transaction waits for others to release an SQLite database, and how often the
+# first in line looks while it waits for another process.
+SQLITE_BUSY_SECONDS = 60.0
+SQLITE_BUSY_POLL_SECONDS = (0.0001, 0.002)  # first, then doubling up to the last
+
+
+class SqliteWriters:
+    """One transaction at a time on an SQLite database, queued instead of slept on.
+
+    Every transaction takes the database with ``BEGIN IMMEDIATE``, so writers queue at the
+    start instead of failing half-way. Left to SQLite, a waiter sleeps ever longer between
+    tries (1, 2, 5 … 100 ms): under a steady stream of requests one could wait 100 ms after
+    the database was free, and single transfers over HTTP had a p99 of 180–330 ms. Here the
+    threads of a process queue on a lock that passes on the moment its holder's connection
+    commits, rolls back or closes; only the thread at the head waits for other processes,
+    looking again within 2 ms. The whole wait is bounded by ``SQLITE_BUSY_SECONDS``, after
+    which the transaction fails with "database is locked", which entry points retry.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._holder: int | None = None  # id() of the DBAPI connection in a transaction
+
+    def begin(self, dbapi_connection: sqlite3.Connection) -> None:
+        deadline = time.monotonic() + SQLITE_BUSY_SECONDS
+        if not self._lock.acquire(timeout=SQLITE_BUSY_SECONDS):
+            raise sqlite3.OperationalError("database is locked")
+        self._holder = id(dbapi_connection)
+        try:
+            _begin_immediate(dbapi_connection, deadline)
+        except BaseException:
+            self.release(dbapi_connection)
+            raise
+
+    def release(self, dbapi_connection: sqlite3.Connection) -> None:
+        """After the connection's commit, rollback or close: the next in line may begin."""
+        if self._holder == id(dbapi_connection):
+            self._holder = None
+            self._lock.release()
+
+
+def _begin_immediate(dbapi_connection: sqlite3.Connection, deadline: float) -> None:
+    """``BEGIN IMMEDIATE`` against other processes, trying again every 2 ms at most until
+    ``deadline``; the connection's busy timeout stays in force for every other statement."""
+    delay, longest = SQLITE_BUSY_POLL_SECONDS
+    dbapi_connection.execute("PRAGMA busy_timeout = 0")
+    try:
+        while True:
+            try:
+                dbapi_connection.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, longest)
+    finally:
+        dbapi_connection.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_SECONDS * 1000)}")
+
+
 def _prepare_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -85,12 +147,37 @@ def _prepare_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_SECONDS * 1000)}")
         cursor.close()
 
-    @event.listens_for(engine, "begin")
-    def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # The dialect's own hooks rather than engine events: BEGIN runs where SQLAlchemy turns a
+    # driver error into its own (so "database is locked" is retried), and the queue moves on
+    # only once COMMIT or ROLLBACK has run, which no event follows.
+    writers = SqliteWriters()
+    dialect = engine.dialect
+    close = dialect.do_close
+
+    def driver(connection: Any) -> sqlite3.Connection:
+        return getattr(connection, "dbapi_connection", connection)  # a pool's proxy or itself
+
+    def then_next_in_line(finish: Callable[[Any], None]) -> Callable[[Any], None]:
+        def end(connection: Any) -> None:  # COMMIT or ROLLBACK
+            try:
+                finish(connection)
+            finally:
+                if not driver(connection).in_transaction:
+                    writers.release(driver(connection))
+
+        return end
+
+    def do_close(connection: Any) -> None:
+        writers.release(driver(connection))
+        close(connection)
+
+    dialect.do_begin = lambda connection: writers.begin(driver(connection))  # type: ignore[method-assign]
+    dialect.do_commit = then_next_in_line(dialect.do_commit)  # type: ignore[method-assign]
+    dialect.do_rollback = then_next_in_line(dialect.do_rollback)  # type: ignore[method-assign]
+    dialect.do_close = do_close  # type: ignore[method-assign]
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
