@@ -291,3 +291,44 @@ def test_post_on_an_account_near_the_limit_is_no_overflow():
 
 def _fields(t: TransferInput) -> dict:
     return {name: getattr(t, name) for name in t.__dataclass_fields__}
+
+
+def test_a_batch_decided_in_pieces_answers_as_the_whole_batch():
+    """``first_index`` numbers a piece's items as the larger batch does: the same indices,
+    timestamps and results, a failing chain included, as deciding the batch in one go."""
+    batch = [
+        tr(1, 1, 2, 5),
+        tr(2, 2, 3, 7, flags=F.linked),
+        tr(3, 3, 4, 9),  # exceeds_credits: the chain 2-3 fails
+        tr(4, 1, 2, 5, flags=F.linked),
+        tr(5, 2, 2, 1),  # accounts_must_be_different: the chain 4-5 fails
+        tr(6, 4, 1, 3),
+    ]
+    limited = {"a3": {"debits_must_not_exceed_credits": True}}
+    whole = run(batch, accounts(**limited))
+    states = accounts(**limited)
+    known: dict = {}
+    pieces = []
+    for start, end in ((0, 3), (3, 6)):
+        piece = process_batch(
+            institution_id=INSTITUTION,
+            batch=batch[start:end],
+            accounts=states,
+            known_transfers=known,
+            pending_states={},
+            now=NOW,
+            first_index=start,
+        )
+        known.update({record.id: record for record in piece.created})
+        pieces.append(piece)
+    assert [r for piece in pieces for r in piece.results] == whole.results
+    assert [r for piece in pieces for r in piece.created] == whole.created
+    assert codes(whole) == [
+        "ok",
+        "linked_event_failed",
+        "exceeds_credits",
+        "linked_event_failed",
+        "accounts_must_be_different",
+        "ok",
+    ]
+    assert [r.index for r in whole.results] == list(range(6))

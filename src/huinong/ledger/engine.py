@@ -76,8 +76,7 @@ class F:
     balancing_credit = int(TransferFlags.balancing_credit)
 
 
-NIL = uuid.UUID(int=0)
-MAX_ID = uuid.UUID(int=(1 << 128) - 1)
+_MAX_INT = (1 << 128) - 1  # the id TigerBeetle reserves, as ``UUID.int``
 MAX_TIMEOUT_SECONDS = 2**31 - 1
 _TWO_PHASE = F.pending | F.post_pending | F.void_pending
 _RESOLVE = F.post_pending | F.void_pending
@@ -105,7 +104,9 @@ class _Undo:
 
 def _given(value: uuid.UUID | None) -> uuid.UUID | None:
     """An account or pending id as TigerBeetle reads it: the nil UUID means "not given"."""
-    return None if value is None or value == NIL else value
+    # ``.int`` rather than ``== UUID(int=0)``: UUID's ``__eq__`` is Python code, run three
+    # times for every transfer of a batch.
+    return None if value is None or not value.int else value
 
 
 def _check_shape(t: TransferInput) -> None:
@@ -235,26 +236,26 @@ class _Batch:
             for account in accounts:
                 self.undo.remember(account)
 
-    def apply(self, t: TransferInput, stamp: datetime) -> TransferResult:
-        """One item, stamped ``stamp`` if it is created."""
-        if t.id == NIL:
+    def apply(self, t: TransferInput, index: int, stamp: datetime) -> TransferResult:
+        """Item ``index``, stamped ``stamp`` if it is created."""
+        if not t.id.int:
             raise _Failed(R.id_must_not_be_zero)
-        if t.id == MAX_ID:
+        if t.id.int == _MAX_INT:
             raise _Failed(R.id_must_not_be_int_max)
-        if t.id in self.foreign_ids:
+        if self.foreign_ids and t.id in self.foreign_ids:
             raise _Failed(R.id_already_used)
         existing = self.known.get(t.id)
         if existing is not None:
             result = _compare_existing(t, existing, self.known)
             if result is not R.exists:
                 raise _Failed(result)
-            return TransferResult(0, t.id, R.exists, existing.timestamp, existing.amount)
+            return TransferResult(index, t.id, R.exists, existing.timestamp, existing.amount)
         _check_shape(t)
         if t.flags & _RESOLVE:
-            return self._resolve(t, stamp)
-        return self._create(t, stamp)
+            return self._resolve(t, index, stamp)
+        return self._create(t, index, stamp)
 
-    def _create(self, t: TransferInput, stamp: datetime) -> TransferResult:
+    def _create(self, t: TransferInput, index: int, stamp: datetime) -> TransferResult:
         assert t.debit_account_id is not None and t.credit_account_id is not None
         assert t.amount is not None and t.ledger is not None
         dr = self._account(t.debit_account_id, R.debit_account_not_found)
@@ -303,9 +304,9 @@ class _Batch:
             self.new_pendings[record.id] = state
             if self.undo is not None:
                 self.undo.new_pending_ids.append(record.id)
-        return TransferResult(0, t.id, R.ok, record.timestamp, amount)
+        return TransferResult(index, t.id, R.ok, record.timestamp, amount)
 
-    def _resolve(self, t: TransferInput, stamp: datetime) -> TransferResult:
+    def _resolve(self, t: TransferInput, index: int, stamp: datetime) -> TransferResult:
         assert t.pending_id is not None
         pending = self.known.get(t.pending_id)
         if pending is None:
@@ -360,7 +361,7 @@ class _Batch:
         state.resolved_by = record.id
         state.resolved_at = record.timestamp
         self.resolved[state.pending_id] = state
-        return TransferResult(0, t.id, R.ok, record.timestamp, amount)
+        return TransferResult(index, t.id, R.ok, record.timestamp, amount)
 
     def _record(
         self,
@@ -420,13 +421,16 @@ def process_batch(
     pending_states: Mapping[uuid.UUID, PendingState],
     now: datetime,
     foreign_ids: frozenset[uuid.UUID] = frozenset(),
+    first_index: int = 0,
 ) -> BatchOutcome:
     """Apply ``batch`` in order to ``accounts`` (mutated in place) and say what to write.
 
     ``known_transfers`` holds the stored transfers whose ids the batch uses and the stored
     pending transfers it resolves; ``pending_states`` the states of those pendings.
     ``foreign_ids`` are ids taken by other institutions' transfers: such an item fails with
-    ``id_already_used`` and learns nothing about the other transfer.
+    ``id_already_used`` and learns nothing about the other transfer. ``first_index`` numbers
+    the items when ``batch`` is a piece of a larger batch that starts at that index: results
+    carry the larger batch's indices and items its timestamps (``now`` plus the index).
 
     The loop is TigerBeetle's: a chain opens at the first ``linked`` item and closes after
     the first item without it; the first failure in a chain undoes the chain so far and fails
@@ -434,10 +438,10 @@ def process_batch(
     """
     state = _Batch(institution_id, accounts, known_transfers, pending_states, foreign_ids)
     results: list[TransferResult] = []
-    last = len(batch) - 1
+    last = first_index + len(batch) - 1
     chain_start: int | None = None
     chain_broken = False
-    for index, t in enumerate(batch):
+    for index, t in enumerate(batch, start=first_index):
         linked = bool(t.flags & F.linked)
         if linked and chain_start is None:
             chain_start = index
@@ -448,7 +452,7 @@ def process_batch(
             result = TransferResult(index, t.id, R.linked_event_failed)
         else:
             try:
-                result = _at(state.apply(t, now + timedelta(microseconds=index)), index)
+                result = state.apply(t, index, now + timedelta(microseconds=index))
             except _Failed as failure:
                 result = TransferResult(index, t.id, failure.result)
         if chain_start is not None and not chain_broken and not result.result.applied:
@@ -457,8 +461,8 @@ def process_batch(
             state.rollback(state.undo)
             state.undo = None
             for position in range(chain_start, index):
-                results[position] = TransferResult(
-                    position, batch[position].id, R.linked_event_failed
+                results[position - first_index] = TransferResult(
+                    position, batch[position - first_index].id, R.linked_event_failed
                 )
         results.append(result)
         if chain_start is not None and (not linked or index == last):
@@ -476,7 +480,3 @@ def process_batch(
         for account_id in (record.debit_account_id, record.credit_account_id)
     }
     return outcome
-
-
-def _at(result: TransferResult, index: int) -> TransferResult:
-    return TransferResult(index, result.id, result.result, result.timestamp, result.amount)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import orjson
@@ -352,9 +352,9 @@ def decide_and_write_in_pieces(
     cores at once instead of one after the other.
 
     Pieces end only where a linked chain ends, and each piece is decided with everything the
-    earlier pieces did (account states, created transfers, pending states) and ``now`` moved
-    on by its offset, so each item gets the timestamp and the result the whole batch would
-    give it (``engine``: every item is stamped ``now`` plus its index in the batch). The
+    earlier pieces did (account states, created transfers, pending states) and its offset in
+    the batch (``first_index``), so each item gets the index, the timestamp and the result the
+    whole batch would give it (``engine``: every item is stamped ``now`` plus its index). The
     inserts go down a psycopg pipeline without waiting; the balances and the pending states
     are written once at the end.
     """
@@ -375,8 +375,9 @@ def decide_and_write_in_pieces(
                 accounts=accounts,
                 known_transfers=known,
                 pending_states=states,
-                now=now + timedelta(microseconds=start),
+                now=now,
                 foreign_ids=foreign,
+                first_index=start,
             )
             if outcome.created:
                 driver.execute(
@@ -390,10 +391,7 @@ def decide_and_write_in_pieces(
                 states[state.pending_id] = new_pendings[state.pending_id] = state
             for state in outcome.resolved_pendings:
                 resolved[state.pending_id] = state
-            results += (
-                TransferResult(r.index + start, r.id, r.result, r.timestamp, r.amount)
-                for r in outcome.results
-            )
+            results += outcome.results
         if touched:
             driver.execute(
                 _PG_UPDATE_BALANCES,
