@@ -85,6 +85,10 @@ SQLITE_BUSY_SECONDS = 60.0
 SQLITE_BUSY_POLL_SECONDS = (0.0001, 0.002)  # first, then doubling up to the last
 
 
+def _busy_timeout_pragma() -> str:
+    return f"PRAGMA busy_timeout = {int(SQLITE_BUSY_SECONDS * 1000)}"
+
+
 class SqliteWriters:
     """One transaction at a time on an SQLite database, queued instead of slept on.
 
@@ -136,7 +140,7 @@ def _begin_immediate(dbapi_connection: sqlite3.Connection, deadline: float) -> N
             time.sleep(delay)
             delay = min(delay * 2, longest)
     finally:
-        dbapi_connection.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_SECONDS * 1000)}")
+        dbapi_connection.execute(_busy_timeout_pragma())
 
 
 def _prepare_sqlite(engine: Engine) -> None:
@@ -147,7 +151,7 @@ def _prepare_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_SECONDS * 1000)}")
+        cursor.execute(_busy_timeout_pragma())
         cursor.close()
 
     # The dialect's own hooks rather than engine events: BEGIN runs where SQLAlchemy turns a

@@ -351,8 +351,7 @@ def _decide(
     now: datetime,
     foreign: frozenset[uuid.UUID] = frozenset(),
 ) -> BatchOutcome:
-    wanted = [p for p in resolving if p in known]
-    states = load_pending_states(session, wanted) if wanted else {}
+    states = load_pending_states(session, resolving, known)
     return engine.process_batch(
         institution_id=institution_id,
         batch=batch,

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -195,11 +195,12 @@ def _json_ids(ids: Iterable[uuid.UUID]) -> str:
 
 
 def load_pending_states(
-    session: Session, pending_ids: Sequence[uuid.UUID]
+    session: Session, resolving: Iterable[uuid.UUID], known: Mapping[uuid.UUID, TransferRecord]
 ) -> dict[uuid.UUID, PendingState]:
+    """The states of the pendings a batch resolves that are stored (in ``known``)."""
     c = _pendings.c
     found: dict[uuid.UUID, PendingState] = {}
-    for chunk in _chunks(sorted(pending_ids)):
+    for chunk in _chunks(sorted(p for p in resolving if p in known)):
         rows = session.execute(
             select(c.pending_id, c.status, c.expires_at, c.resolved_by, c.resolved_at).where(
                 c.pending_id.in_(chunk)
@@ -358,8 +359,7 @@ def decide_and_write_in_pieces(
     inserts go down a psycopg pipeline without waiting; the balances and the pending states
     are written once at the end.
     """
-    wanted = [p for p in resolving if p in known]
-    states = load_pending_states(session, wanted) if wanted else {}
+    states = load_pending_states(session, resolving, known)
     known = dict(known)
     results: list[TransferResult] = []
     created: list[TransferRecord] = []
